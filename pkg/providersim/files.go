@@ -118,11 +118,6 @@ func (s *Sim) serveFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", f.ContentType)
 	w.Header().Set("ETag", f.etag)
 	http.ServeContent(cw, r, f.Name, modified, f.content.reader())
-	if cw.dropped {
-		s.mu.Lock()
-		s.fileStats[f.path].Drops++
-		s.mu.Unlock()
-	}
 }
 
 // countingWriter counts body bytes and applies throttling and dropping.
@@ -206,8 +201,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // drop flushes what was written and closes the connection under the response.
+// The drop is counted first, so that a client seeing the cut sees it counted.
 func (c *countingWriter) drop() {
 	c.dropped = true
+	c.sim.mu.Lock()
+	c.sim.fileStats[c.path].Drops++
+	c.sim.mu.Unlock()
 	rc := http.NewResponseController(c.ResponseWriter)
 	_ = rc.Flush()
 	conn, buf, err := rc.Hijack()
