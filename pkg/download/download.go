@@ -313,10 +313,23 @@ func (f *fetch) attempt(ctx context.Context) (Result, *Error) {
 		}
 		offset = 0
 	}
+	if offset > 0 && meta.Total >= 0 && offset > meta.Total {
+		if e := f.restart(); e != nil {
+			return Result{}, e
+		}
+		offset = 0
+	}
 	if f.hashed != offset {
 		if e := f.rehash(offset); e != nil {
 			return Result{}, e
 		}
+	}
+	if offset > 0 && offset == meta.Total {
+		// Complete already: an earlier run stopped between the last byte
+		// and the rename.
+		f.resumed = true
+		f.ctype = meta.ContentType
+		return f.finish(offset)
 	}
 
 	actx, cancel := context.WithCancelCause(ctx)
@@ -379,6 +392,7 @@ func (f *fetch) attempt(ctx context.Context) (Result, *Error) {
 			URL:          f.req.URL,
 			ETag:         strongETag(resp.Header.Get("ETag")),
 			LastModified: resp.Header.Get("Last-Modified"),
+			ContentType:  f.ctype,
 			Total:        total,
 		}
 		if err := f.p.writeMeta(meta); err != nil {

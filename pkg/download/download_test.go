@@ -343,6 +343,78 @@ func TestFetchResumesPartialFromEarlierProcess(t *testing.T) {
 	}
 }
 
+func TestFetchCompletePartialIsFinishedWithoutDownload(t *testing.T) {
+	t.Parallel()
+	body := payload(12, 70_000)
+	var rec recorder
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.add(r)
+		serve(w, r, `"v1"`, body)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/f"
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, partialDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, partialDir, "f.mp4"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	meta := fmt.Sprintf(`{"url":%q,"etag":"\"v1\"","contentType":"video/mp4","total":%d}`, url, len(body))
+	if err := os.WriteFile(filepath.Join(dir, partialDir, "f.mp4.json"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := newTestClient(t, nil).Fetch(context.Background(), Request{URL: url, Dir: dir, Name: "f.mp4"})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	assertFile(t, res, dir, "f.mp4", body)
+	if got, want := res.ContentType, "video/mp4"; got != want {
+		t.Errorf("ContentType = %q, want %q", got, want)
+	}
+	if got, want := rec.count(), 0; got != want {
+		t.Errorf("requests = %d, want %d", got, want)
+	}
+}
+
+func TestFetchBadContentRangeRestarts(t *testing.T) {
+	t.Parallel()
+	body := payload(13, 400_000)
+	half := len(body) / 2
+	var rec recorder
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch rec.add(r) {
+		case 1:
+			dropAfter(t, w, `"v1"`, body, half)
+		case 2:
+			// A broken server: 206 starting at the wrong offset.
+			w.Header().Set("ETag", `"v1"`)
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(body)-1, len(body)))
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(body)
+		default:
+			serve(w, r, `"v1"`, body)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	res, err := newTestClient(t, nil).Fetch(context.Background(), Request{URL: srv.URL + "/f", Dir: dir, Name: "f.mp4"})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	assertFile(t, res, dir, "f.mp4", body)
+	if got, want := rec.count(), 3; got != want {
+		t.Errorf("requests = %d, want %d", got, want)
+	}
+	if got := rec.header(2, "Range"); got != "" {
+		t.Errorf("request after a bad Content-Range asked Range %q, want a clean restart", got)
+	}
+	if res.Resumed {
+		t.Error("Resumed = true after a clean restart")
+	}
+}
+
 func TestFetchPartialWithoutSidecarRestarts(t *testing.T) {
 	t.Parallel()
 	body := payload(5, 100_000)
@@ -689,6 +761,40 @@ func TestParseRetryAfter(t *testing.T) {
 	for _, tt := range tests {
 		if got := parseRetryAfter(tt.in, now); got != tt.want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkCopy measures a whole Fetch of a 256 MiB file from a loopback
+// server: network read, hashing, writing and the final fsync.
+func BenchmarkCopy(b *testing.B) {
+	const size = 256 << 20
+	chunk := payload(11, 1<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		for written := 0; written < size; written += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{AllowedHosts: []string{"127.0.0.1"}, AllowPrivateNetworks: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	b.SetBytes(size)
+	for b.Loop() {
+		res, err := c.Fetch(context.Background(), Request{URL: srv.URL + "/big", Dir: dir, Name: "big.bin"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Bytes != size {
+			b.Fatalf("Bytes = %d, want %d", res.Bytes, size)
+		}
+		if err := os.Remove(res.Path); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -24,6 +24,7 @@ type partialMeta struct {
 	URL          string `json:"url"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"lastModified,omitempty"`
+	ContentType  string `json:"contentType,omitempty"`
 	// Total is the full size, -1 when the server did not say.
 	Total int64 `json:"total"`
 }
