@@ -26,11 +26,11 @@ func encodeCursor(c cursor) string {
 func decodeCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, fmt.Errorf("%w: %v", ErrBadCursor, err)
+		return cursor{}, fmt.Errorf("%w: %w", ErrBadCursor, err)
 	}
 	var c cursor
 	if err := json.Unmarshal(b, &c); err != nil {
-		return cursor{}, fmt.Errorf("%w: %v", ErrBadCursor, err)
+		return cursor{}, fmt.Errorf("%w: %w", ErrBadCursor, err)
 	}
 	if c.TaskID == "" || c.Index < 0 || c.ReceivedAt <= 0 {
 		return cursor{}, fmt.Errorf("%w: incomplete sort key", ErrBadCursor)

@@ -36,6 +36,10 @@ const busyTimeout = 30 * time.Second
 type SQLite struct {
 	db   *sql.DB
 	path string
+	// writer admits one Update of this handle at a time: writers of one
+	// process queue here (FIFO-ish, cancellable) rather than poll SQLite's
+	// busy handler; other processes still queue on the file's write lock.
+	writer chan struct{}
 }
 
 // OpenSQLite opens (creating if needed) the SQLite catalog at path and brings
@@ -59,7 +63,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite catalog %q: %w", abs, err)
 	}
-	s := &SQLite{db: db, path: abs}
+	// Keep connections open between bursts: each new one re-runs the pragmas.
+	db.SetMaxIdleConns(8)
+	s := &SQLite{db: db, path: abs, writer: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("opening sqlite catalog %q: %w", abs, err)
@@ -202,6 +208,12 @@ func (s *SQLite) List(ctx context.Context, q ListQuery) (Page, error) {
 func (s *SQLite) Update(ctx context.Context, k Key, fn func(e *Entry) error) (Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return Entry{}, err
+	}
+	select {
+	case s.writer <- struct{}{}:
+		defer func() { <-s.writer }()
+	case <-ctx.Done():
+		return Entry{}, ctx.Err()
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -2,6 +2,8 @@ package catalog_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -181,5 +183,79 @@ func TestOpenSQLiteMissingDir(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("error %q does not name the file %q", err, path)
+	}
+}
+
+// TestOpenSQLiteOddPath checks that characters special in URIs (space, #, ?,
+// %) reach the file system unchanged instead of being read as DSN syntax.
+func TestOpenSQLiteOddPath(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "a b#c?d%20e")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cat alog.db")
+	c := openSQLite(t, path)
+	if got, want := c.Path(), path; got != want {
+		t.Errorf("Path() = %q, want %q", got, want)
+	}
+	if _, err := c.Update(t.Context(), catalog.Key{TaskID: "odd", Index: 0}, func(*catalog.Entry) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at %q: %v", path, err)
+	}
+}
+
+// TestSQLiteCancelWhileLocked checks that an Update waiting for another
+// process's write lock gives up when its context ends, long before the busy
+// timeout, and that the lock holder's work is unaffected.
+func TestSQLiteCancelWhileLocked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "locked.db")
+	a := openSQLite(t, path)
+	b := openSQLite(t, path)
+	k := catalog.Key{TaskID: "locked", Index: 0}
+
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Update(t.Context(), k, func(e *catalog.Entry) error {
+			close(holding)
+			<-release
+			e.Attempts = 1
+			return nil
+		})
+		done <- err
+	}()
+	<-holding
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := b.Update(ctx, k, func(e *catalog.Entry) error {
+		t.Error("fn ran while another handle held the write lock")
+		return nil
+	})
+	elapsed := time.Since(start)
+	close(release)
+	if err == nil {
+		t.Fatal("Update succeeded while the other handle held the write lock")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want context.DeadlineExceeded", err)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("Update gave up after %v, want about the context's 200ms", elapsed)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("lock holder's Update: %v", err)
+	}
+	e, err := b.Get(t.Context(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.Attempts, 1; got != want {
+		t.Errorf("attempts = %d, want %d", got, want)
 	}
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Catalog) {
 		{"BadCursor", testBadCursor},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ContextCancelled", testContextCancelled},
+		{"ContextEndsWhileWaiting", testContextEndsWhileWaiting},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,5 +467,40 @@ func testContextCancelled(t *testing.T, c catalog.Catalog) {
 	}
 	if _, err := c.Get(ctx(t), k); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Get after cancelled Update error = %v, want ErrNotFound", err)
+	}
+}
+
+// testContextEndsWhileWaiting: an Update queued behind another Update of the
+// same entry gives up when its context ends, and does not disturb the first.
+func testContextEndsWhileWaiting(t *testing.T, c catalog.Catalog) {
+	k := catalog.Key{TaskID: "task_waiting", Index: 0}
+	mustUpdate(t, c, k, noop)
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Update(ctx(t), k, func(e *catalog.Entry) error {
+			close(holding)
+			<-release
+			e.Attempts++
+			return nil
+		})
+		done <- err
+	}()
+	<-holding
+	wctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Update(wctx, k, func(e *catalog.Entry) error {
+		e.Attempts += 100
+		return nil
+	})
+	close(release)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting Update error = %v, want context.DeadlineExceeded", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first Update: %v", err)
+	}
+	if got, want := mustGet(t, c, k).Attempts, 1; got != want {
+		t.Errorf("attempts = %d, want %d", got, want)
 	}
 }
