@@ -29,9 +29,10 @@ import (
 // Config configures a Client. Zero durations and counts take the defaults
 // noted on each field.
 type Config struct {
-	// AllowedHosts are the hosts files may come from: exact names ("a.com")
-	// or "*.a.com" for any subdomain of a.com (not a.com itself). Compared
-	// case-insensitively. At least one is required.
+	// AllowedHosts are the hosts files may come from: exact names ("a.com"),
+	// IP literals (IPv6 without brackets) or "*.a.com" for any subdomain of
+	// a.com (not a.com itself). Compared case-insensitively, ports ignored.
+	// At least one is required.
 	AllowedHosts []string
 	// AllowPrivateNetworks permits plain http and loopback/private/
 	// link-local targets: for tests and demos only.
@@ -172,7 +173,9 @@ type Request struct {
 	URL string
 	// Dir is the directory of the final file, created if absent.
 	Dir string
-	// Name is the final file's name: a plain name, no separators or "..".
+	// Name is the final file's name: a plain name, no separators or "..",
+	// not starting with "." and not ending in ".json" or ".tmp" (reserved
+	// for the partial file's sidecar).
 	Name string
 	// Verify, when set, checks the complete temporary file before it is
 	// renamed into place; an error fails the download permanently and
@@ -236,9 +239,14 @@ func (c *Client) Fetch(ctx context.Context, req Request) (Result, error) {
 }
 
 func checkName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") ||
-		strings.Contains(name, "..") || name == partialDir {
+	if name == "" || strings.ContainsAny(name, `/\`+"\x00") || strings.Contains(name, "..") ||
+		strings.HasPrefix(name, ".") {
 		return permanent(fmt.Sprintf("invalid file name %q: must be a plain name", name), nil)
+	}
+	// The sidecar of X is .partial/X.json (written via X.json.tmp): a name
+	// ending so could collide with another download's sidecar.
+	if strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".tmp") {
+		return permanent(fmt.Sprintf("invalid file name %q: .json and .tmp names are reserved", name), nil)
 	}
 	return nil
 }
@@ -363,7 +371,11 @@ func (f *fetch) attempt(ctx context.Context) (Result, *Error) {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
 		start, end, size, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
-			return Result{}, transient("bad Content-Range on resume", err)
+			// Unusable for resuming (e.g. unknown size "/*"): start over.
+			if e := f.restart(); e != nil {
+				return Result{}, e
+			}
+			return Result{}, transient(reasonRestart, err)
 		}
 		changed := (meta.Total >= 0 && size != meta.Total) ||
 			(meta.ETag != "" && resp.Header.Get("ETag") != "" && resp.Header.Get("ETag") != meta.ETag)

@@ -705,7 +705,7 @@ func TestFetchInvalidRequest(t *testing.T) {
 	t.Parallel()
 	c := newTestClient(t, nil)
 	dir := t.TempDir()
-	for _, name := range []string{"", ".", "..", "../escape.mp4", "a/b.mp4", `a\b.mp4`, "x..y", partialDir} {
+	for _, name := range []string{"", ".", "..", "../escape.mp4", "a/b.mp4", `a\b.mp4`, "x..y", partialDir, ".hidden", "v.mp4.json", "v.json.tmp"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			_, err := c.Fetch(context.Background(), Request{URL: "http://127.0.0.1:1/f", Dir: dir, Name: name})
@@ -795,6 +795,33 @@ func BenchmarkCopy(b *testing.B) {
 		}
 		if err := os.Remove(res.Path); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in               string
+		start, end, size int64
+		wantErr          bool
+	}{
+		{in: "bytes 100-199/200", start: 100, end: 199, size: 200},
+		{in: "bytes 0-0/1", start: 0, end: 0, size: 1},
+		{in: "bytes 100-199/*", wantErr: true},
+		{in: "bytes 100-199/150", wantErr: true},
+		{in: "bytes 200-100/300", wantErr: true},
+		{in: "items 0-1/2", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		start, end, size, err := parseContentRange(tt.in)
+		if got, want := err != nil, tt.wantErr; got != want {
+			t.Errorf("parseContentRange(%q) err = %v, want error %v", tt.in, err, want)
+			continue
+		}
+		if err == nil && (start != tt.start || end != tt.end || size != tt.size) {
+			t.Errorf("parseContentRange(%q) = %d-%d/%d, want %d-%d/%d", tt.in, start, end, size, tt.start, tt.end, tt.size)
 		}
 	}
 }

@@ -39,6 +39,10 @@ type VideoInfo struct {
 	Is4K bool
 }
 
+// maxBoxes bounds the boxes visited, so a crafted file of tiny boxes cannot
+// keep the prober busy; real files have a few hundred.
+const maxBoxes = 100_000
+
 // maxFtypSize bounds the ftyp box we parse; real ones are a few dozen bytes.
 const maxFtypSize = 64 << 10
 
@@ -52,6 +56,7 @@ type track struct {
 
 type probe struct {
 	size      int64
+	boxes     int
 	sawFtyp   bool
 	sawMoov   bool
 	timescale uint32
@@ -99,9 +104,15 @@ func ProbeMP4(r io.ReadSeeker) (VideoInfo, error) {
 
 func (p *probe) handle(h *mp4.ReadHandle) (any, error) {
 	bi := h.BoxInfo
+	if p.boxes++; p.boxes > maxBoxes {
+		return nil, fmt.Errorf("%w: more than %d boxes", ErrNotMP4, maxBoxes)
+	}
+	if bi.Size < bi.HeaderSize {
+		return nil, fmt.Errorf("%w: %s box at offset %d has invalid size %d", ErrNotMP4, printable(bi.Type[:]), bi.Offset, bi.Size)
+	}
 	if len(h.Path) == 1 && bi.Offset+bi.Size > uint64(p.size) {
 		return nil, fmt.Errorf("%w: truncated: %s box at offset %d declares %d bytes but the file ends at %d",
-			ErrNotMP4, bi.Type, bi.Offset, bi.Size, p.size)
+			ErrNotMP4, printable(bi.Type[:]), bi.Offset, bi.Size, p.size)
 	}
 	switch path := pathString(h.Path); path {
 	case "ftyp":

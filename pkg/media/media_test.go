@@ -113,6 +113,7 @@ func TestProbeMP4NotMP4(t *testing.T) {
 		{"truncated in moov", uhd[:len(uhd)-100], "truncated"},
 		{"audio only", readTestdata(t, "audio-only.mp4"), "no video track"},
 		{"ftyp only", uhd[:binarySize(uhd)], "no moov box"},
+		{"box with invalid size", append(append([]byte{}, uhd[:binarySize(uhd)]...), 0, 0, 0, 3, 'j', 'u', 'n', 'k', 0, 0), "invalid size 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
