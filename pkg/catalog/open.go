@@ -11,6 +11,7 @@ import (
 //
 //	sqlite:///abs/path.db   SQLite file at /abs/path.db
 //	sqlite://rel/path.db    SQLite file at rel/path.db (relative to the working directory)
+//	sqlite:rel/path.db      the same
 //	/abs/path.db, rel.db    a plain path: SQLite
 //
 // Any other scheme is an error (Postgres is planned, not built).
@@ -20,6 +21,12 @@ func Open(ctx context.Context, dsn string) (Catalog, error) {
 	}
 	scheme, rest, ok := strings.Cut(dsn, "://")
 	if !ok {
+		// sqlite:path, without slashes, is a common spelling too.
+		for _, p := range []string{"sqlite:", "sqlite3:"} {
+			if len(dsn) > len(p) && strings.EqualFold(dsn[:len(p)], p) {
+				return OpenSQLite(ctx, dsn[len(p):])
+			}
+		}
 		return OpenSQLite(ctx, dsn)
 	}
 	switch strings.ToLower(scheme) {

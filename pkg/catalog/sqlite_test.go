@@ -133,6 +133,7 @@ func TestOpenDSN(t *testing.T) {
 		{"scheme absolute", "sqlite://" + filepath.Join(dir, "a.db"), ""},
 		{"sqlite3 scheme", "sqlite3://" + filepath.Join(dir, "b.db"), ""},
 		{"plain path", filepath.Join(dir, "c.db"), ""},
+		{"scheme without slashes", "sqlite:" + filepath.Join(dir, "d.db"), ""},
 		{"empty", "", "empty DSN"},
 		{"no file", "sqlite://", "names no file"},
 		{"postgres", "postgres://user:secret@db/veo4k", "not supported yet"},
@@ -168,6 +169,13 @@ func TestOpenDSN(t *testing.T) {
 			}
 			if _, err := c.Get(t.Context(), k); err != nil {
 				t.Errorf("Get: %v", err)
+			}
+			s, ok := c.(*catalog.SQLite)
+			if !ok {
+				t.Fatalf("Open(%q) gave a %T, want *catalog.SQLite", tt.dsn, c)
+			}
+			if !strings.HasPrefix(s.Path(), dir+string(filepath.Separator)) {
+				t.Errorf("database at %q, want under %q", s.Path(), dir)
 			}
 		})
 	}
