@@ -267,3 +267,40 @@ func TestSQLiteCancelWhileLocked(t *testing.T) {
 		t.Errorf("attempts = %d, want %d", got, want)
 	}
 }
+
+// TestSQLiteConcurrentOpen opens one new file from several handles at once,
+// as replicas starting together would: the schema is created exactly once
+// and every handle works.
+func TestSQLiteConcurrentOpen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "new.db")
+	const n = 4
+	handles := make([]*catalog.SQLite, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			handles[i], errs[i] = catalog.OpenSQLite(t.Context(), path)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("handle %d: %v", i, err)
+		}
+		t.Cleanup(func() { _ = handles[i].Close() })
+	}
+	for i, c := range handles {
+		k := catalog.Key{TaskID: "opened", Index: i}
+		if _, err := c.Update(t.Context(), k, func(*catalog.Entry) error { return nil }); err != nil {
+			t.Errorf("handle %d Update: %v", i, err)
+		}
+	}
+	p, err := handles[0].List(t.Context(), catalog.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(p.Items), n; got != want {
+		t.Errorf("entries = %d, want %d", got, want)
+	}
+}
