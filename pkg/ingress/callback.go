@@ -98,6 +98,9 @@ func (s *Server) handleCallback(c echo.Context) error {
 	if res.err != "" {
 		fields = append(fields, zap.String("reason", res.err))
 	}
+	if res.cause != nil {
+		fields = append(fields, zap.Error(res.cause))
+	}
 	switch {
 	case res.status >= 500:
 		s.log.Warn("callback", fields...)
@@ -121,6 +124,8 @@ type result struct {
 	taskID  string
 	index   int
 	err     string
+	// cause is the internal error behind a 503, logged but not answered.
+	cause error
 }
 
 func (s *Server) accept(c echo.Context) result {
@@ -137,8 +142,8 @@ func (s *Server) accept(c echo.Context) result {
 	}
 	if err != nil {
 		res.status, res.outcome, res.err = http.StatusServiceUnavailable, outcomeUnavailable,
-			"the callback could not be stored (JetStream did not confirm in time); retry later"
-		s.log.Warn("publishing callback", zap.String("task_id", res.taskID), zap.Int("index", res.index), zap.Error(err))
+			"the callback could not be stored: JetStream did not confirm it in time; retry later"
+		res.cause = err
 		return res
 	}
 	res.status, res.outcome = http.StatusOK, outcomeAccepted

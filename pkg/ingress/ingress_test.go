@@ -604,6 +604,9 @@ func TestNATSDown(t *testing.T) {
 		t.Fatalf("after restart: status = %d, want %d (%s)", got, want, r.raw)
 	}
 	accepted = append(accepted, "after")
+	if got, want := e.logs.FilterMessage("callback").Len(), 6; got != want {
+		t.Errorf("callback log lines = %d, want one per request (%d)", got, want)
+	}
 	for _, id := range accepted {
 		if e.stored(stream.CallbackSubject(id, 0, stream.Success)) == nil {
 			t.Errorf("%s was answered 200 but is not in the stream", id)

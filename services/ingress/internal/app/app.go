@@ -174,6 +174,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			log.Info("stream ready", zap.String("stream", cfg.Name))
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		if attempt == 1 || attempt%10 == 0 {
 			log.Warn("waiting for JetStream", zap.Int("attempt", attempt), zap.Error(err))
 		}
