@@ -227,7 +227,7 @@ func (c *Client) Fetch(ctx context.Context, req Request) (Result, error) {
 	}
 	defer p.close()
 
-	f := &fetch{c: c, req: req, url: u, p: p, hash: sha256.New()}
+	f := &fetch{c: c, req: req, p: p, hash: sha256.New()}
 	res, err := f.run(ctx)
 	if err != nil {
 		if IsPermanent(err) {
@@ -255,7 +255,6 @@ func checkName(name string) error {
 type fetch struct {
 	c       *Client
 	req     Request
-	url     *url.URL
 	p       *partial
 	hash    hash.Hash
 	hashed  int64 // bytes of the partial file fed to hash
@@ -265,9 +264,11 @@ type fetch struct {
 
 func (f *fetch) run(ctx context.Context) (Result, error) {
 	var last *Error
+	backoff := f.c.cfg.RetryBackoff
 	for attempt := 1; attempt <= f.c.cfg.Attempts; attempt++ {
 		if attempt > 1 {
-			wait := min(f.c.cfg.RetryBackoff<<(attempt-2), f.c.cfg.MaxBackoff)
+			wait := min(backoff, f.c.cfg.MaxBackoff)
+			backoff = min(backoff*2, f.c.cfg.MaxBackoff)
 			if last.RetryAfter > f.c.cfg.MaxBackoff {
 				return Result{}, last // the server wants a longer pause than we wait in-process
 			}
@@ -444,7 +445,7 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 	}
 	buf := make([]byte, bufferSize)
 	done := offset
-	last := time.Now()
+	var last time.Time // zero: the first bytes are reported at once
 	report := func(force bool) {
 		if f.req.Progress != nil && (force || time.Since(last) >= progressEvery) {
 			last = time.Now()

@@ -825,3 +825,64 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchCancelledKeepsPartialForLater(t *testing.T) {
+	t.Parallel()
+	body := payload(14, 1<<20)
+	half := len(body) / 2
+	var rec recorder
+	sent := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec.add(r) == 1 {
+			w.Header().Set("ETag", `"v1"`)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			_, _ = w.Write(body[:half])
+			_ = http.NewResponseController(w).Flush()
+			close(sent)
+			<-r.Context().Done()
+			return
+		}
+		serve(w, r, `"v1"`, body)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, nil)
+	dir := t.TempDir()
+	req := Request{URL: srv.URL + "/f", Dir: dir, Name: "f.mp4"}
+	partialPath := filepath.Join(dir, partialDir, "f.mp4")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-sent
+		cancel() // the process is going away mid-body
+	}()
+	_, err := c.Fetch(ctx, req)
+	if err == nil || IsPermanent(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Fetch err = %v, want transient wrapping context.Canceled", err)
+	}
+	assertNoFinal(t, dir, "f.mp4")
+	st, err := os.Stat(partialPath)
+	if err != nil {
+		t.Fatalf("partial file gone after cancellation: %v", err)
+	}
+	kept := st.Size()
+	if kept > int64(half) {
+		t.Errorf("partial size = %d, more than the %d bytes sent", kept, half)
+	}
+
+	res, err := c.Fetch(context.Background(), req)
+	if err != nil {
+		t.Fatalf("second Fetch: %v", err)
+	}
+	assertFile(t, res, dir, "f.mp4", body)
+	wantRange := ""
+	if kept > 0 {
+		wantRange = fmt.Sprintf("bytes=%d-", kept)
+	}
+	if got := rec.header(1, "Range"); got != wantRange {
+		t.Errorf("Range = %q, want %q", got, wantRange)
+	}
+	if got, want := res.Resumed, kept > 0; got != want {
+		t.Errorf("Resumed = %v, want %v", got, want)
+	}
+}
