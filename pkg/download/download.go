@@ -356,9 +356,9 @@ func (f *fetch) attempt(ctx context.Context) (Result, *Error) {
 	if err != nil {
 		return Result{}, classifyTransport(ctx, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 
-	total := int64(-1)
+	var total int64
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		if offset > 0 {
@@ -421,7 +421,7 @@ func (f *fetch) attempt(ctx context.Context) (Result, *Error) {
 
 	n, e := f.copy(body, offset, total)
 	if e != nil {
-		if context.Cause(actx) == errIdle && ctx.Err() == nil {
+		if errors.Is(context.Cause(actx), errIdle) && ctx.Err() == nil {
 			return Result{}, transient(fmt.Sprintf("no data for %s after %d bytes", idle, n), errIdle)
 		}
 		if e.Err != nil && ctx.Err() == nil && !e.Permanent {

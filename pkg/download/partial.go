@@ -53,7 +53,7 @@ func openPartial(dir, name string) (*partial, error) {
 		return nil, transient("opening partial file", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, transient(fmt.Sprintf("download of %s in progress elsewhere", name), err)
 		}
@@ -66,7 +66,7 @@ func openPartial(dir, name string) (*partial, error) {
 	held, err1 := f.Stat()
 	cur, err2 := os.Stat(p.path)
 	if err1 != nil || err2 != nil || !os.SameFile(held, cur) {
-		f.Close()
+		_ = f.Close()
 		return nil, transient(fmt.Sprintf("download of %s finished elsewhere meanwhile", name), errors.Join(err1, err2))
 	}
 	p.f = f
@@ -140,7 +140,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("opening directory for sync: %w", err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("syncing directory: %w", err)
 	}
