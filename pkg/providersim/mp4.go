@@ -55,10 +55,7 @@ func mp4Header(p VideoParams) ([]byte, int64, error) {
 	if p.DurationMs <= 0 || p.DurationMs > math.MaxUint32/mediaTimescale {
 		return nil, 0, fmt.Errorf("invalid duration %dms", p.DurationMs)
 	}
-	samples := p.DurationMs * fps / 1000
-	if samples < 1 {
-		samples = 1
-	}
+	samples := sampleCount(p)
 	largeMdat := p.Size > math.MaxUint32-(1<<20)
 	mdatHeader := int64(8)
 	if largeMdat {
@@ -93,6 +90,27 @@ func mp4Header(p VideoParams) ([]byte, int64, error) {
 		return nil, 0, fmt.Errorf("internal error: header length %d, want %d", len(b.buf), head)
 	}
 	return b.buf, payload, nil
+}
+
+func sampleCount(p VideoParams) int64 {
+	return max(p.DurationMs*fps/1000, 1)
+}
+
+// videoContent returns the content of the MP4 file p describes. Each sample
+// of the payload is framed as one length-prefixed NAL unit of filler data
+// (AVC type 12, HEVC type 38) carrying the pseudo-random bytes, so that
+// demuxers and parsers split the samples cleanly; they hold no picture.
+func videoContent(p VideoParams) (content, error) {
+	head, payload, err := mp4Header(p)
+	if err != nil {
+		return content{}, err
+	}
+	c := content{prefix: head, payload: payload, seed: p.Seed, samples: sampleCount(p)}
+	c.nalHeader = []byte{12}
+	if p.Codec == CodecHEVC {
+		c.nalHeader = []byte{38 << 1, 1}
+	}
+	return c, nil
 }
 
 // boxes is a tiny big-endian writer for ISO BMFF boxes.
@@ -413,11 +431,16 @@ func (w *bitWriter) trailing() []byte {
 	return w.buf
 }
 
-// content is a file's bytes: a fixed prefix followed by a generated payload.
+// content is a file's bytes: a fixed prefix followed by a generated payload,
+// optionally framed in samples (see videoContent).
 type content struct {
 	prefix  []byte
 	payload int64
 	seed    uint64
+	// samples > 0 frames the payload in that many samples, each starting
+	// with a 4-byte length and nalHeader; the last one takes the remainder.
+	samples   int64
+	nalHeader []byte
 }
 
 func (c content) size() int64 { return int64(len(c.prefix)) + c.payload }
@@ -477,7 +500,37 @@ func (r *contentReader) fill(blk int64) {
 		binary.LittleEndian.PutUint64(r.buf[i:], z^z>>31)
 	}
 	r.buf = r.buf[:length]
+	r.frame(blk * payloadBlock)
 	r.block = blk
+}
+
+// frame overwrites the sample prefixes that fall in the block starting at
+// payload offset start.
+func (r *contentReader) frame(start int64) {
+	c := r.c
+	if c.samples <= 0 {
+		return
+	}
+	each := c.payload / c.samples
+	plen := int64(4 + len(c.nalHeader))
+	if each < plen {
+		return
+	}
+	end := start + int64(len(r.buf))
+	var prefix [8]byte
+	for i := max((start-plen)/each, 0); i < c.samples && i*each < end; i++ {
+		size := each
+		if i == c.samples-1 {
+			size = c.payload - each*(c.samples-1)
+		}
+		binary.BigEndian.PutUint32(prefix[:], uint32(size-4))
+		copy(prefix[4:], c.nalHeader)
+		for k := range plen {
+			if off := i*each + k - start; off >= 0 && off < int64(len(r.buf)) {
+				r.buf[off] = prefix[k]
+			}
+		}
+	}
 }
 
 // Seek implements io.Seeker.

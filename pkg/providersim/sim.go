@@ -400,11 +400,11 @@ func (s *Sim) buildFiles(t *task) error {
 			f.content = content{prefix: []byte(htmlErrorPage)}
 			f.ContentType = "text/html; charset=utf-8"
 		} else {
-			head, payload, err := mp4Header(p)
+			c, err := videoContent(p)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalid, err)
 			}
-			f.content = content{prefix: head, payload: payload, seed: p.Seed}
+			f.content = c
 			f.ContentType = "video/mp4"
 			f.Width, f.Height, f.Codec, f.DurationMs = p.Width, p.Height, p.Codec, p.DurationMs
 		}
