@@ -2,10 +2,10 @@ package callback_test
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/veo4k/veo4k/pkg/callback"
 )
@@ -211,13 +211,10 @@ func FuzzParse(f *testing.F) {
 		if c.Success() && len(c.VideoURLs) == 0 {
 			t.Fatal("success accepted without a video url")
 		}
-		for _, u := range append(slices.Clone(c.VideoURLs), c.ImageURLs...) {
-			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") &&
-				!strings.HasPrefix(strings.ToLower(u), "http") {
-				t.Fatalf("accepted non-http url %q", u)
-			}
-			if !utf8.ValidString(u) {
-				t.Fatalf("accepted url with invalid utf-8 %q", u)
+		for _, raw := range append(slices.Clone(c.VideoURLs), c.ImageURLs...) {
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				t.Fatalf("accepted url %q that is not absolute http(s)", raw)
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -668,5 +669,28 @@ func TestNewRejectsNonGatherer(t *testing.T) {
 	}
 	if _, err := ingress.New(ingress.Config{}, nil, nil, zap.NewNop(), nil); err == nil {
 		t.Error("New accepted no nats connection")
+	}
+}
+
+func TestIsPerSubjectLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"plain error", errors.New("maximum messages per subject exceeded"), false},
+		{"timeout", context.DeadlineExceeded, false},
+		{"per-subject refusal", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages per subject exceeded"}, true},
+		{"wrapped per-subject refusal", fmt.Errorf("nats: %w", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages per subject exceeded"}), true},
+		{"other storage failure, same code", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}, false},
+		{"stream full", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum bytes exceeded"}, false},
+		{"other code", &jetstream.APIError{Code: 400, ErrorCode: 10060, Description: "expected stream does not match"}, false},
+	}
+	for _, tt := range tests {
+		if got := ingress.IsPerSubjectLimit(tt.err); got != tt.want {
+			t.Errorf("%s: IsPerSubjectLimit = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
