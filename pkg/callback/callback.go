@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 )
@@ -27,6 +28,9 @@ const CodeSuccess = 200
 
 // MaxTaskIDLen is the longest task id accepted.
 const MaxTaskIDLen = 128
+
+// codeMissing marks a body without a code: no int32 can equal it.
+const codeMissing = math.MaxInt64
 
 // Errors Parse and Validate return, wrapped with the detail of what was wrong.
 // Every one of them means the callback is malformed (HTTP 400); they are
@@ -67,7 +71,9 @@ func (c *Callback) Success() bool { return c.Code == CodeSuccess }
 // fields (a string where an object or a number is expected), which is what
 // "wrong types → error" asks for.
 type body struct {
-	Code *int32 `json:"code"`
+	// Code starts at codeMissing, a value no int32 code can take, so that
+	// an absent or null code is told apart without a pointer.
+	Code int64  `json:"code"`
 	Msg  string `json:"msg"`
 	Data *data  `json:"data"`
 }
@@ -98,14 +104,17 @@ func Parse(b []byte) (Callback, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return Callback{}, ErrSyntax
 	}
-	var w body
+	w := body{Code: codeMissing}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Callback{}, decodeError(err)
 	}
-	if w.Code == nil {
+	switch {
+	case w.Code == codeMissing:
 		return Callback{}, fmt.Errorf("%w: code is missing or null", ErrType)
+	case w.Code < math.MinInt32 || w.Code > math.MaxInt32:
+		return Callback{}, fmt.Errorf("%w: code %d is out of range", ErrType, w.Code)
 	}
-	c := Callback{Code: *w.Code, Msg: w.Msg}
+	c := Callback{Code: int32(w.Code), Msg: w.Msg}
 	d := w.Data
 	if d == nil {
 		return c, nil
@@ -199,9 +208,14 @@ func taskID(camel, snake string) (string, error) {
 }
 
 // merge appends the lists to dst, skipping URLs already present. The lists
-// are short (one or two URLs), so a linear scan beats a map.
+// are short (one or two URLs), so a linear scan beats a map. In the common
+// case (one spelling used, no repeats) the decoded list is returned as is.
 func merge(dst []string, lists ...[]string) []string {
 	for _, l := range lists {
+		if len(dst) == 0 && !hasRepeats(l) {
+			dst = l
+			continue
+		}
 		for _, u := range l {
 			if !contains(dst, u) {
 				dst = append(dst, u)
@@ -209,6 +223,15 @@ func merge(dst []string, lists ...[]string) []string {
 		}
 	}
 	return dst
+}
+
+func hasRepeats(l []string) bool {
+	for i := 1; i < len(l); i++ {
+		if contains(l[:i], l[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(l []string, s string) bool {
