@@ -3,6 +3,8 @@ package callback_test
 import (
 	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -232,5 +234,43 @@ func BenchmarkParse(b *testing.B) {
 		if err := c.Validate(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFixtures parses the shared fixture bodies in testdata/callbacks.
+func TestFixtures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file    string
+		code    int32
+		taskID  string
+		videos  int
+		images  int
+		success bool
+	}{
+		{"success.json", 200, "veo_task_example123", 1, 1, true},
+		{"success_snake.json", 200, "veo_task_example123", 1, 1, true},
+		{"success_data_level.json", 200, "veo_task_example123", 1, 0, true},
+		{"failure_null.json", 500, "", 0, 0, false},
+		{"failure_with_task.json", 400, "veo_task_example123", 0, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "callbacks", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := callback.Parse(b)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if c.Code != tt.code || c.TaskID != tt.taskID || len(c.VideoURLs) != tt.videos || len(c.ImageURLs) != tt.images || c.Success() != tt.success {
+				t.Errorf("got %+v", c)
+			}
+		})
 	}
 }
