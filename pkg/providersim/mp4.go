@@ -46,14 +46,22 @@ var errTooSmall = errors.New("video size too small for the mp4 header and its sa
 // box header) and returns them with the payload's length, so that
 // len(header)+payload == p.Size exactly.
 func mp4Header(p VideoParams) ([]byte, int64, error) {
+	head, l, err := mp4HeaderLayout(p, 1, 1)
+	return head, l.payload, err
+}
+
+// mp4HeaderLayout is mp4Header for samples whose first is at least minFirst
+// bytes and the others at least minOther; it returns the sample layout.
+func mp4HeaderLayout(p VideoParams, minFirst, minOther int64) ([]byte, sampleLayout, error) {
+	var none sampleLayout
 	if p.Width <= 0 || p.Height <= 0 || p.Width > math.MaxUint16 || p.Height > math.MaxUint16 {
-		return nil, 0, fmt.Errorf("invalid video size %dx%d", p.Width, p.Height)
+		return nil, none, fmt.Errorf("invalid video size %dx%d", p.Width, p.Height)
 	}
 	if p.Codec != CodecAVC && p.Codec != CodecHEVC {
-		return nil, 0, fmt.Errorf("unknown codec %q", p.Codec)
+		return nil, none, fmt.Errorf("unknown codec %q", p.Codec)
 	}
 	if p.DurationMs <= 0 || p.DurationMs > math.MaxUint32/mediaTimescale {
-		return nil, 0, fmt.Errorf("invalid duration %dms", p.DurationMs)
+		return nil, none, fmt.Errorf("invalid duration %dms", p.DurationMs)
 	}
 	samples := sampleCount(p)
 	largeMdat := p.Size > math.MaxUint32-(1<<20)
@@ -64,20 +72,22 @@ func mp4Header(p VideoParams) ([]byte, int64, error) {
 	// The header's length does not depend on the payload's size (only on the
 	// sample count and the mdat header form), so build once with a zero
 	// payload to learn it, then again with the real sizes.
-	build := func(payload int64) []byte {
+	need := minFirst + (samples-1)*minOther
+	build := func(l sampleLayout) []byte {
 		b := &boxes{}
 		writeFtyp(b, p.Codec)
-		writeMoov(b, p, samples, payload, 0)
+		writeMoov(b, p, l, 0)
 		return b.buf
 	}
-	head := int64(len(build(samples))) + mdatHeader
+	head := int64(len(build(newLayout(samples, need, minFirst)))) + mdatHeader
 	payload := p.Size - head
-	if payload < samples {
-		return nil, 0, fmt.Errorf("%w: need at least %d bytes, got %d", errTooSmall, head+samples, p.Size)
+	if payload < need {
+		return nil, none, fmt.Errorf("%w: need at least %d bytes, got %d", errTooSmall, head+need, p.Size)
 	}
+	l := newLayout(samples, payload, minFirst)
 	b := &boxes{}
 	writeFtyp(b, p.Codec)
-	writeMoov(b, p, samples, payload, uint32(head))
+	writeMoov(b, p, l, uint32(head))
 	if largeMdat {
 		b.u32(1)
 		b.str("mdat")
@@ -87,9 +97,53 @@ func mp4Header(p VideoParams) ([]byte, int64, error) {
 		b.str("mdat")
 	}
 	if int64(len(b.buf)) != head {
-		return nil, 0, fmt.Errorf("internal error: header length %d, want %d", len(b.buf), head)
+		return nil, none, fmt.Errorf("internal error: header length %d, want %d", len(b.buf), head)
 	}
-	return b.buf, payload, nil
+	return b.buf, l, nil
+}
+
+// sampleLayout places the samples in the mdat payload, one after another:
+// the first takes first bytes, the others each, the last the remainder.
+type sampleLayout struct {
+	n, first, each, payload int64
+}
+
+func newLayout(n, payload, minFirst int64) sampleLayout {
+	if n == 1 {
+		return sampleLayout{n: 1, first: payload, payload: payload}
+	}
+	each := payload / n
+	first := each
+	if first < minFirst {
+		first = minFirst
+		each = (payload - first) / (n - 1)
+	}
+	return sampleLayout{n: n, first: first, each: each, payload: payload}
+}
+
+func (l sampleLayout) start(i int64) int64 {
+	if i == 0 {
+		return 0
+	}
+	return l.first + (i-1)*l.each
+}
+
+func (l sampleLayout) size(i int64) int64 {
+	switch {
+	case i == l.n-1:
+		return l.payload - l.start(i)
+	case i == 0:
+		return l.first
+	}
+	return l.each
+}
+
+// at returns the sample holding payload offset off.
+func (l sampleLayout) at(off int64) int64 {
+	if off < l.first || l.n == 1 {
+		return 0
+	}
+	return min(1+(off-l.first)/l.each, l.n-1)
 }
 
 func sampleCount(p VideoParams) int64 {
@@ -99,17 +153,31 @@ func sampleCount(p VideoParams) int64 {
 // videoContent returns the content of the MP4 file p describes. Each sample
 // of the payload is framed as one length-prefixed NAL unit of filler data
 // (AVC type 12, HEVC type 38) carrying the pseudo-random bytes, so that
-// demuxers and parsers split the samples cleanly; they hold no picture.
+// demuxers and parsers split the samples cleanly. HEVC samples hold no
+// picture; AVC samples also carry a real picture before the filler: an IDR frame of
+// flat grey macroblocks in the first sample, then P frames of skipped
+// macroblocks, so decoders find a decodable stream.
 func videoContent(p VideoParams) (content, error) {
-	head, payload, err := mp4Header(p)
+	c := content{seed: p.Seed, nalHeader: []byte{12}}
+	if p.Codec == CodecHEVC {
+		c.nalHeader = []byte{38 << 1, 1}
+	} else if p.Width > 0 && p.Height > 0 {
+		c.pics = avcPictures(p.Width, p.Height)
+	}
+	minFirst, minOther := int64(4+len(c.nalHeader)), int64(4+len(c.nalHeader))
+	if len(c.pics) > 0 {
+		minFirst += int64(4 + len(c.pics[0]))
+		longest := 0
+		for _, pic := range c.pics[1:] {
+			longest = max(longest, len(pic))
+		}
+		minOther += int64(4 + longest)
+	}
+	head, l, err := mp4HeaderLayout(p, minFirst, minOther)
 	if err != nil {
 		return content{}, err
 	}
-	c := content{prefix: head, payload: payload, seed: p.Seed, samples: sampleCount(p)}
-	c.nalHeader = []byte{12}
-	if p.Codec == CodecHEVC {
-		c.nalHeader = []byte{38 << 1, 1}
-	}
+	c.prefix, c.payload, c.layout = head, l.payload, l
 	return c, nil
 }
 
@@ -159,7 +227,7 @@ func writeFtyp(b *boxes, codec string) {
 	})
 }
 
-func writeMoov(b *boxes, p VideoParams, samples, payload int64, chunkOffset uint32) {
+func writeMoov(b *boxes, p VideoParams, l sampleLayout, chunkOffset uint32) {
 	mediaDuration := uint32(p.DurationMs * mediaTimescale / 1000)
 	b.box("moov", func() {
 		b.full("mvhd", 0, 0, func() {
@@ -213,17 +281,18 @@ func writeMoov(b *boxes, p VideoParams, samples, payload int64, chunkOffset uint
 							b.full("url ", 0, 1, func() {}) // media in this file
 						})
 					})
-					writeStbl(b, p, samples, payload, chunkOffset, mediaDuration)
+					writeStbl(b, p, l, chunkOffset, mediaDuration)
 				})
 			})
 		})
 	})
 }
 
-// writeStbl writes the sample table: samples of (nearly) equal size, all in
-// one chunk that starts at chunkOffset (the mdat payload), with durations
-// adding up to the media duration.
-func writeStbl(b *boxes, p VideoParams, samples, payload int64, chunkOffset, mediaDuration uint32) {
+// writeStbl writes the sample table: the samples of layout l, all in one
+// chunk that starts at chunkOffset (the mdat payload), with durations adding
+// up to the media duration; only the first is a sync sample.
+func writeStbl(b *boxes, p VideoParams, l sampleLayout, chunkOffset, mediaDuration uint32) {
+	samples := l.n
 	b.box("stbl", func() {
 		b.full("stsd", 0, 0, func() {
 			b.u32(1)
@@ -274,14 +343,13 @@ func writeStbl(b *boxes, p VideoParams, samples, payload int64, chunkOffset, med
 		b.full("stsz", 0, 0, func() {
 			b.u32(0) // sizes vary
 			b.u32(uint32(samples))
-			each := payload / samples
-			for i := int64(0); i < samples; i++ {
-				size := each
-				if i == samples-1 {
-					size = payload - each*(samples-1)
-				}
-				b.u32(uint32(size))
+			for i := range samples {
+				b.u32(uint32(l.size(i)))
 			}
+		})
+		b.full("stss", 0, 0, func() {
+			b.u32(1)
+			b.u32(1)
 		})
 		b.full("stco", 0, 0, func() {
 			b.u32(1)
@@ -343,7 +411,7 @@ func avcPPS() []byte {
 	var w bitWriter
 	w.ue(0)      // pic_parameter_set_id
 	w.ue(0)      // seq_parameter_set_id
-	w.bits(1, 1) // entropy_coding_mode_flag: CABAC
+	w.bits(0, 1) // entropy_coding_mode_flag: CAVLC
 	w.bits(0, 1) // bottom_field_pic_order_in_frame_present_flag
 	w.ue(0)      // num_slice_groups_minus1
 	w.ue(0)      // num_ref_idx_l0_default_active_minus1
@@ -357,6 +425,47 @@ func avcPPS() []byte {
 	w.bits(0, 1) // constrained_intra_pred_flag
 	w.bits(0, 1) // redundant_pic_cnt_present_flag
 	return nal(0x68, w.trailing())
+}
+
+// avcPictures returns the AVC slices the samples carry: [0] an IDR frame
+// whose macroblocks are all Intra 16x16 DC prediction without residual (a
+// flat grey picture), then the P frames with frame_num 1..15,0 whose
+// macroblocks are all skipped. Every frame is a reference, so frame_num
+// simply counts modulo 16 and picture order type 2 applies.
+func avcPictures(width, height int) [][]byte {
+	mbs := uint32(((width + 15) / 16) * ((height + 15) / 16))
+	var w bitWriter
+	w.ue(0)      // first_mb_in_slice
+	w.ue(7)      // slice_type: I, all slices
+	w.ue(0)      // pic_parameter_set_id
+	w.bits(0, 4) // frame_num
+	w.ue(0)      // idr_pic_id
+	w.bits(0, 1) // no_output_of_prior_pics_flag
+	w.bits(0, 1) // long_term_reference_flag
+	w.ue(0)      // slice_qp_delta (se 0)
+	w.ue(1)      // disable_deblocking_filter_idc: off
+	for range mbs {
+		w.ue(3)      // mb_type I_16x16_2_0_0: DC prediction, no coded residual
+		w.ue(0)      // intra_chroma_pred_mode: DC
+		w.ue(0)      // mb_qp_delta (se 0)
+		w.bits(1, 1) // Intra16x16DCLevel coeff_token: no coefficients
+	}
+	pics := [][]byte{nal(0x65, w.trailing())}
+	for k := 1; k <= 16; k++ {
+		var w bitWriter
+		w.ue(0)                 // first_mb_in_slice
+		w.ue(5)                 // slice_type: P, all slices
+		w.ue(0)                 // pic_parameter_set_id
+		w.bits(uint32(k%16), 4) // frame_num
+		w.bits(0, 1)            // num_ref_idx_active_override_flag
+		w.bits(0, 1)            // ref_pic_list_modification_flag_l0
+		w.bits(0, 1)            // adaptive_ref_pic_marking_mode_flag
+		w.ue(0)                 // slice_qp_delta
+		w.ue(1)                 // disable_deblocking_filter_idc
+		w.ue(mbs)               // mb_skip_run: the whole picture
+		pics = append(pics, nal(0x41, w.trailing()))
+	}
+	return pics
 }
 
 // nal prefixes the NAL header and inserts emulation-prevention bytes.
@@ -437,10 +546,36 @@ type content struct {
 	prefix  []byte
 	payload int64
 	seed    uint64
-	// samples > 0 frames the payload in that many samples, each starting
-	// with a 4-byte length and nalHeader; the last one takes the remainder.
-	samples   int64
+	// layout.n > 0 frames the payload in samples: each starts with the
+	// length-prefixed picture NAL pics[0] (first sample) or pics[1+(i-1)%16]
+	// (sample i) when pics is set, then a 4-byte length and nalHeader that
+	// open a filler NAL unit running to the sample's end.
+	layout    sampleLayout
+	pics      [][]byte
 	nalHeader []byte
+}
+
+// samplePrefix returns the framing of sample i split in parts.
+func (c content) samplePrefix(i int64, lens *[2][4]byte) [][]byte {
+	size := c.layout.size(i)
+	var pic []byte
+	if len(c.pics) > 0 {
+		if i == 0 {
+			pic = c.pics[0]
+		} else {
+			pic = c.pics[1+(i-1)%int64(len(c.pics)-1)]
+		}
+	}
+	filler := size - 4 - 4 - int64(len(pic))
+	if pic == nil {
+		filler = size - 4
+	}
+	binary.BigEndian.PutUint32(lens[1][:], uint32(filler))
+	if pic == nil {
+		return [][]byte{lens[1][:], c.nalHeader}
+	}
+	binary.BigEndian.PutUint32(lens[0][:], uint32(len(pic)))
+	return [][]byte{lens[0][:], pic, lens[1][:], c.nalHeader}
 }
 
 func (c content) size() int64 { return int64(len(c.prefix)) + c.payload }
@@ -504,31 +639,26 @@ func (r *contentReader) fill(blk int64) {
 	r.block = blk
 }
 
-// frame overwrites the sample prefixes that fall in the block starting at
+// frame overwrites the sample framing that falls in the block starting at
 // payload offset start.
 func (r *contentReader) frame(start int64) {
 	c := r.c
-	if c.samples <= 0 {
-		return
-	}
-	each := c.payload / c.samples
-	plen := int64(4 + len(c.nalHeader))
-	if each < plen {
+	if c.layout.n <= 0 {
 		return
 	}
 	end := start + int64(len(r.buf))
-	var prefix [8]byte
-	for i := max((start-plen)/each, 0); i < c.samples && i*each < end; i++ {
-		size := each
-		if i == c.samples-1 {
-			size = c.payload - each*(c.samples-1)
-		}
-		binary.BigEndian.PutUint32(prefix[:], uint32(size-4))
-		copy(prefix[4:], c.nalHeader)
-		for k := range plen {
-			if off := i*each + k - start; off >= 0 && off < int64(len(r.buf)) {
-				r.buf[off] = prefix[k]
+	// A sample's framing is shorter than the following samples' minimum
+	// size, so only the samples starting in the block, and the one before,
+	// can reach into it.
+	var lens [2][4]byte
+	for i := max(c.layout.at(start)-1, 0); i < c.layout.n && c.layout.start(i) < end; i++ {
+		pos := c.layout.start(i)
+		for _, part := range c.samplePrefix(i, &lens) {
+			lo, hi := max(pos, start), min(pos+int64(len(part)), end)
+			if lo < hi {
+				copy(r.buf[lo-start:hi-start], part[lo-pos:hi-pos])
 			}
+			pos += int64(len(part))
 		}
 	}
 }

@@ -2,8 +2,10 @@ package providersim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -84,6 +86,7 @@ func TestGeneratedMP4(t *testing.T) {
 			if got, want := tr.Chunks[0].DataOffset+total, uint64(len(body)); got != want {
 				t.Errorf("chunk offset + sample sizes = %d, want file size %d", got, want)
 			}
+			checkNALFraming(t, body, tr, tc.codec)
 			if tc.codec == CodecAVC {
 				if got, want := tr.Codec, mp4.CodecAVC1; got != want {
 					t.Errorf("codec %v, want avc1", got)
@@ -121,6 +124,41 @@ func TestGeneratedMP4(t *testing.T) {
 	}
 }
 
+// checkNALFraming walks every sample as 4-byte-length-prefixed NAL units:
+// they must fill it exactly; AVC samples start with a picture (IDR first,
+// then P slices), every sample ends with a filler NAL unit.
+func checkNALFraming(t *testing.T, body []byte, tr *mp4.Track, codec string) {
+	t.Helper()
+	off := tr.Chunks[0].DataOffset
+	for i, s := range tr.Samples {
+		sample := body[off : off+uint64(s.Size)]
+		off += uint64(s.Size)
+		var types []int
+		for len(sample) > 0 {
+			if len(sample) < 5 {
+				t.Fatalf("sample %d: %d stray bytes", i, len(sample))
+			}
+			n := binary.BigEndian.Uint32(sample)
+			if uint64(n) > uint64(len(sample)-4) {
+				t.Fatalf("sample %d: NAL length %d overruns the sample (%d left)", i, n, len(sample)-4)
+			}
+			typ := int(sample[4] & 0x1F)
+			if codec == CodecHEVC {
+				typ = int(sample[4] >> 1 & 0x3F)
+			}
+			types = append(types, typ)
+			sample = sample[4+n:]
+		}
+		want := "[38]"
+		if codec == CodecAVC {
+			want = map[bool]string{true: "[5 12]", false: "[1 12]"}[i == 0]
+		}
+		if got := fmt.Sprint(types); got != want {
+			t.Fatalf("sample %d: NAL types %s, want %s", i, got, want)
+		}
+	}
+}
+
 // ffprobeCheck confirms the file with ffprobe when it is installed; the
 // go-mp4 checks above stand on their own without it.
 func ffprobeCheck(t *testing.T, body []byte, width, height int, codec string) {
@@ -143,6 +181,8 @@ func ffprobeCheck(t *testing.T, body []byte, width, height int, codec string) {
 			CodecName string `json:"codec_name"`
 			Width     int    `json:"width"`
 			Height    int    `json:"height"`
+			PixFmt    string `json:"pix_fmt"`
+			NbFrames  string `json:"nb_frames"`
 		} `json:"streams"`
 		Format struct {
 			FormatName string `json:"format_name"`
@@ -162,6 +202,24 @@ func ffprobeCheck(t *testing.T, body []byte, width, height int, codec string) {
 	}
 	if d, err := strconv.ParseFloat(res.Format.Duration, 64); err != nil || d <= 0 {
 		t.Errorf("ffprobe duration %q", res.Format.Duration)
+	}
+	if codec != CodecAVC {
+		return
+	}
+	// AVC files carry real pictures: the decoder knows the pixel format and
+	// decodes every frame without an error.
+	if s.PixFmt != "yuv420p" {
+		t.Errorf("ffprobe pix_fmt %q, want yuv420p", s.PixFmt)
+	}
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Errorf("ffmpeg decode: %v: %s", err, stderr.Bytes())
 	}
 }
 
