@@ -122,6 +122,10 @@ func TestProviderAPILifecycle(t *testing.T) {
 		t.Errorf("record-info while processing: %+v", ri.Data)
 	}
 
+	if resp, _, _ := get(t, srv.URL+"/files/life/1/video_0.mp4", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("file while processing: %d, want 404", resp.StatusCode)
+	}
+
 	waitFor(t, "the callback", 10*time.Second, func() bool { return len(rc.requests()) == 1 })
 	cb := rc.requests()[0]
 	if got, want := cb.path+"?"+cb.query, "/v1/callbacks/4k/life?index=1"; got != want {
@@ -165,6 +169,9 @@ func TestProviderAPILifecycle(t *testing.T) {
 	resp, video, err := get(t, body.Data.Info.ResultURLs[0], nil)
 	if err != nil || resp.StatusCode != 200 || int64(len(video)) != 100_000 {
 		t.Errorf("downloading the result: %d, %d bytes, %v", resp.StatusCode, len(video), err)
+	}
+	if body.Data.Info.ResultURLs[0] != srv.URL+"/files/life/1/video_0.mp4" {
+		t.Errorf("result URL %s", body.Data.Info.ResultURLs[0])
 	}
 	if got, want := sim.Stats().Paths["/api/v1/veo/get-4k-video"], int64(3); got != want {
 		t.Errorf("get-4k-video requests %d, want %d", got, want)

@@ -102,7 +102,7 @@ func (s *Sim) SendCallback(ctx context.Context, taskID string, index int) (Callb
 	s.mu.Lock()
 	s.callbacks = append(s.callbacks, res)
 	s.mu.Unlock()
-	s.log.Info("callback sent", zap.String("task_id", taskID), zap.Int("index", index),
+	s.log.Info("callback finished", zap.String("task_id", taskID), zap.Int("index", index),
 		zap.Int("copies", res.Copies), zap.Int("attempts", res.Attempts),
 		zap.Int("delivered", res.Delivered), zap.Int("gave_up", res.GaveUp))
 	if err := ctx.Err(); err != nil {

@@ -54,7 +54,8 @@ func (s *Sim) serveFile(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if f == nil {
+	if f == nil || t.state == StateProcessing {
+		// Like the provider, no URL exists before the task completes.
 		s.mu.Unlock()
 		http.NotFound(w, r)
 		return

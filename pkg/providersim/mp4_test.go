@@ -343,3 +343,18 @@ func TestLargeVirtualFile(t *testing.T) {
 		t.Error("a 1 GiB file was hashed eagerly")
 	}
 }
+
+// BenchmarkContentRead measures how fast a video's bytes are generated.
+func BenchmarkContentRead(b *testing.B) {
+	c, err := videoContent(VideoParams{Size: 256 << 20, Width: 3840, Height: 2160, Codec: CodecAVC, DurationMs: 8000, Seed: 7})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 32<<10)
+	b.SetBytes(c.size())
+	for b.Loop() {
+		if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{c.reader()}, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -14,6 +14,23 @@
 //	res, err := sim.SendCallback(ctx, "t1", 0)
 //
 // or as the providersim service, scripted over its /sim HTTP control API.
+//
+// Endpoints (all on one handler):
+//
+//	POST  /api/v1/veo/get-4k-video          provider API: Bearer key; {taskId,index,callBackUrl}
+//	GET   /api/v1/veo/record-info?taskId=   provider API: Bearer key; optional &index=
+//	GET   /files/{taskId}/{index}/{name}    the files (video_N.mp4, thumb_N.jpg); Range, ETag, If-Range
+//	POST  /sim/tasks                        JSON TaskSpec → 201 Task; sends the callback(s) in the background
+//	GET   /sim/tasks/{taskId}?index=        the Task
+//	PATCH /sim/tasks/{taskId}?index=        JSON Faults, only the fields present change → the Task
+//	POST  /sim/tasks/{taskId}/callback?index=  sends again, waits → CallbackResult (502 if given up)
+//	GET   /sim/stats                        Stats: requests per path and per file, callbacks sent
+//	GET   /healthz
+//
+// Video files are valid MP4s (ftyp, moov, one video track, mdat) of an exact
+// requested size, generated on the fly from a seed: AVC ones decode (a grey
+// picture), HEVC ones carry only filler data. Nothing is held in memory but
+// the header, so multi-GiB files cost nothing until read.
 package providersim
 
 import (
