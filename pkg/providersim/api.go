@@ -104,7 +104,7 @@ func (s *Sim) handleGet4K(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("4k requested", zap.String("task_id", req.TaskID), zap.Int("index", req.Index))
-	s.wg.Go(func() { s.complete(req.TaskID, req.Index) })
+	s.background(func() { s.complete(req.TaskID, req.Index) })
 	writeJSON(w, http.StatusOK, apiAnswer{Code: 200, Msg: "success", Data: fourKData{TaskID: req.TaskID}})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"testing"
 	"time"
@@ -272,5 +273,36 @@ func TestControlAPI(t *testing.T) {
 	}
 	if st.Paths[path] != 3 || len(st.Callbacks) != 2 {
 		t.Errorf("paths %v, callbacks %+v", st.Paths, st.Callbacks)
+	}
+}
+
+// TestCloseStopsScheduledWork checks that Close does not wait for a
+// scheduled completion and that nothing is called back afterwards.
+func TestCloseStopsScheduledWork(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, nil)
+	sim := New(Config{CompleteAfter: time.Hour})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	var a answer
+	call(t, http.MethodPost, srv.URL+"/api/v1/veo/get-4k-video", "k", map[string]any{"taskId": "later", "callBackUrl": rc.srv.URL}, &a)
+	if a.Code != 200 {
+		t.Fatalf("code %d", a.Code)
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = sim.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the scheduled completion")
+	}
+	if n := len(rc.requests()); n != 0 {
+		t.Errorf("%d callbacks after Close", n)
+	}
+	if task, err := sim.Task("later", 0); err != nil || task.State != StateProcessing {
+		t.Errorf("task %+v, %v: want still processing", task, err)
 	}
 }

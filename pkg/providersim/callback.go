@@ -116,7 +116,7 @@ func (s *Sim) SendCallback(ctx context.Context, taskID string, index int) (Callb
 
 // sendAsync sends a task's callback in the background, bounded by Close.
 func (s *Sim) sendAsync(taskID string, index int) {
-	s.wg.Go(func() {
+	s.background(func() {
 		if _, err := s.SendCallback(s.ctx, taskID, index); err != nil {
 			s.log.Warn("callback not delivered", zap.String("task_id", taskID), zap.Int("index", index), zap.Error(err))
 		}

@@ -248,6 +248,7 @@ type Sim struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
+	closed    bool
 	publicURL string
 	tasks     map[taskKey]*task
 	byPath    map[string]*simFile
@@ -303,9 +304,23 @@ func (s *Sim) SetPublicURL(u string) {
 // Close stops background work (scheduled completions, asynchronous
 // callbacks) and waits for it to end.
 func (s *Sim) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// background runs fn in a goroutine that Close waits for; after Close it
+// does nothing.
+func (s *Sim) background(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.wg.Go(fn)
 }
 
 // ServeHTTP serves the provider API, the files, and the /sim control API.
