@@ -15,7 +15,7 @@ import (
 // runs inside a container).
 func TestMain(m *testing.M) {
 	for k, v := range map[string]string{
-		"TESTCONTAINERS_RYUK_DISABLED":  "true",
+		"TESTCONTAINERS_RYUK_DISABLED": "true",
 		"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
 	} {
 		if _, set := os.LookupEnv(k); !set {
