@@ -17,7 +17,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -649,31 +648,4 @@ func (s *stack) checkEvents(ready, failed []string) watch.Counts {
 		s.t.Error("events: " + p)
 	}
 	return c
-}
-
-// load sends callbacks for fresh simulator tasks from workers goroutines
-// until stop is closed, recording each answer.
-type load struct {
-	mu      sync.Mutex
-	answers []answer
-	tasks   map[string]simTask
-}
-
-type answer struct {
-	taskID   string
-	status   int // 0: no answer
-	sent, at time.Time
-	via      int
-}
-
-func (l *load) record(a answer) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.answers = append(l.answers, a)
-}
-
-func (l *load) snapshot() []answer {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]answer(nil), l.answers...)
 }
