@@ -37,15 +37,21 @@ type Config struct {
 	MaxFileBytes         int64    `env:"VEO4K_MAX_FILE_BYTES" envDefault:"17179869184"`
 	// MaxDeliver bounds JetStream redeliveries of one callback before it is dead-lettered.
 	MaxDeliver int `env:"VEO4K_MAX_DELIVER" envDefault:"10"`
+	// AckWait is how long a callback whose fetcher went silent (crashed)
+	// waits before another fetcher takes it over.
+	AckWait time.Duration `env:"VEO4K_ACK_WAIT" envDefault:"30s"`
 
 	// StreamReplicas is the JetStream replica count of veo4k's streams (3 on a cluster).
 	StreamReplicas int    `env:"VEO4K_STREAM_REPLICAS" envDefault:"1"`
 	LogLevel       string `env:"VEO4K_LOG_LEVEL" envDefault:"info"`
 
 	// NATSListen is where the standalone's embedded NATS server listens for
-	// other local programs; empty keeps it in-process only.
+	// other local programs; NATSListenOff keeps it in-process only.
 	NATSListen string `env:"VEO4K_NATS_LISTEN" envDefault:"127.0.0.1:4222"`
 }
+
+// NATSListenOff as VEO4K_NATS_LISTEN keeps the standalone's NATS in-process.
+const NATSListenOff = "off"
 
 // Load reads the configuration from environ (as os.Environ returns it) and validates it.
 func Load(environ []string) (Config, error) {
@@ -88,6 +94,9 @@ func (c Config) Validate() error {
 	if c.MaxDeliver < 2 {
 		errs = append(errs, errors.New("VEO4K_MAX_DELIVER must be at least 2"))
 	}
+	if c.AckWait < time.Second {
+		errs = append(errs, errors.New("VEO4K_ACK_WAIT must be at least 1s"))
+	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		errs = append(errs, errors.New("VEO4K_STREAM_REPLICAS must be between 1 and 5"))
 	}
@@ -116,6 +125,7 @@ func (c Config) Fields() []zap.Field {
 		zap.Int("fetch_concurrency", c.FetchConcurrency),
 		zap.Int64("max_file_bytes", c.MaxFileBytes),
 		zap.Int("max_deliver", c.MaxDeliver),
+		zap.Duration("ack_wait", c.AckWait),
 		zap.Int("stream_replicas", c.StreamReplicas),
 		zap.String("log_level", c.LogLevel),
 	}

@@ -47,7 +47,7 @@ type Config struct {
 	// Backoff[i] is the delay before delivery i+2; the last value repeats.
 	Backoff []time.Duration
 	// AckWait is how long JetStream waits for an ack or a heartbeat before it
-	// gives the message to another worker (default 60s).
+	// gives the message to another worker, e.g. after a crash (default 30s).
 	AckWait time.Duration
 	// Heartbeat is how often a running download tells JetStream it is still
 	// working (default AckWait/4).
@@ -65,7 +65,7 @@ func (c *Config) defaults() {
 		c.Backoff = DefaultBackoff
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = time.Minute
+		c.AckWait = 30 * time.Second
 	}
 	if c.Heartbeat <= 0 || c.Heartbeat >= c.AckWait {
 		c.Heartbeat = c.AckWait / 4
@@ -194,9 +194,12 @@ func (f *Fetcher) Process(ctx context.Context, msg jetstream.Msg) {
 		f.metrics.processed.WithLabelValues("done").Inc()
 		f.metrics.duration.Observe(f.now().Sub(start).Seconds())
 	case ctx.Err() != nil:
-		// Shutting down: leave the message to be redelivered; the partial
-		// file stays on disk and the next attempt resumes it.
-		_ = msg.Nak()
+		// Shutting down: hand the message back at once (confirmed, so it is
+		// not lost in a closing connection) for another worker or the next
+		// start; the partial file stays on disk and that attempt resumes it.
+		if _, err := f.js.Conn().Request(msg.Reply(), []byte("-NAK"), 2*time.Second); err != nil {
+			log.Warn("handing back unfinished work; it returns after the ack wait", zap.Error(err))
+		}
 	default:
 		delay := f.backoff(delivery, err)
 		log.Warn("fetch failed, retrying later", zap.Duration("retry_in", delay), zap.Error(err))

@@ -95,7 +95,7 @@ func ServiceConfigFrom(c config.Config) ServiceConfig {
 			AllowPrivateNetworks: c.AllowPrivateNetworks,
 			MaxBytes:             c.MaxFileBytes,
 		},
-		Fetcher: Config{Concurrency: c.FetchConcurrency, MaxDeliver: c.MaxDeliver},
+		Fetcher: Config{Concurrency: c.FetchConcurrency, MaxDeliver: c.MaxDeliver, AckWait: c.AckWait},
 		Streams: stream.Options{Replicas: c.StreamReplicas},
 	}
 }
