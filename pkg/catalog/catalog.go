@@ -157,7 +157,8 @@ type Catalog interface {
 	// does not exist), calls fn, and stores what fn left, all in one
 	// transaction: concurrent Updates of one entry are serialised. When fn
 	// returns an error nothing is stored and Update returns that error.
-	// UpdatedAt is set by Update.
+	// UpdatedAt is set by Update. fn may set ReceivedAt of a new entry to an
+	// earlier time (when its callback was received); later it is fixed.
 	Update(ctx context.Context, k Key, fn func(e *Entry) error) (Entry, error)
 	// Ping checks that the catalog can be reached.
 	Ping(ctx context.Context) error

@@ -242,12 +242,15 @@ func (s *SQLite) Update(ctx context.Context, k Key, fn func(e *Entry) error) (En
 	if err := fn(&e); err != nil {
 		return Entry{}, err
 	}
-	// The key and the creation time are not fn's to change.
+	// The key is not fn's to change; ReceivedAt only on creation, and only
+	// to an earlier time (when the callback was received).
 	e.TaskID, e.Index = k.TaskID, k.Index
 	if len(entries) == 1 {
 		e.ReceivedAt = entries[0].ReceivedAt
-	} else {
+	} else if e.ReceivedAt.IsZero() || e.ReceivedAt.After(now) {
 		e.ReceivedAt = now
+	} else {
+		e.ReceivedAt = e.ReceivedAt.UTC()
 	}
 	if !e.Status.Valid() {
 		return Entry{}, fmt.Errorf("updating entry %s/%d: invalid status %q", k.TaskID, k.Index, e.Status)

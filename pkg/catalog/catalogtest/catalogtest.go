@@ -111,6 +111,21 @@ func testCreateOnUpdate(t *testing.T, c catalog.Catalog) {
 			stored.ReceivedAt, stored.UpdatedAt, got.ReceivedAt, got.UpdatedAt)
 	}
 
+	// A new entry may take an earlier ReceivedAt (its callback's), never a later one.
+	early := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	if got := mustUpdate(t, c, catalog.Key{TaskID: "early"}, func(e *catalog.Entry) error {
+		e.ReceivedAt = early
+		return nil
+	}); !got.ReceivedAt.Equal(early) {
+		t.Errorf("new entry ReceivedAt = %v, want the earlier %v fn set", got.ReceivedAt, early)
+	}
+	if got := mustUpdate(t, c, catalog.Key{TaskID: "late"}, func(e *catalog.Entry) error {
+		e.ReceivedAt = time.Now().Add(time.Hour)
+		return nil
+	}); got.ReceivedAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("new entry ReceivedAt = %v: a time in the future was accepted", got.ReceivedAt)
+	}
+
 	// A second Update keeps ReceivedAt and moves UpdatedAt forward.
 	again := mustUpdate(t, c, k, func(e *catalog.Entry) error {
 		e.ReceivedAt = time.Unix(1, 0) // not fn's to change
