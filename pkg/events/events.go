@@ -183,13 +183,13 @@ func dispatch(ctx context.Context, msg jetstream.Msg, h Handlers) error {
 	case TypeCataloged:
 		ev := new(veo4kv1.VideoCataloged)
 		if err := proto.Unmarshal(msg.Data(), ev); err != nil {
-			return fmt.Errorf("%w: %v", errUndecodable, err)
+			return fmt.Errorf("%w: %w", errUndecodable, err)
 		}
 		return h.Cataloged(ctx, ev)
 	case TypeFailed:
 		ev := new(veo4kv1.VideoFailed)
 		if err := proto.Unmarshal(msg.Data(), ev); err != nil {
-			return fmt.Errorf("%w: %v", errUndecodable, err)
+			return fmt.Errorf("%w: %w", errUndecodable, err)
 		}
 		return h.Failed(ctx, ev)
 	default:

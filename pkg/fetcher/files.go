@@ -98,7 +98,7 @@ func describeLocal(path string, file *catalog.File, verify func(*os.File) error)
 	if err != nil {
 		return err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }() // read only
 	h := sha256.New()
 	n, err := io.Copy(h, fh)
 	if err != nil {

@@ -56,7 +56,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, log *zap.Logger,
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ensuring streams: %w (last error: %v)", ctx.Err(), err)
+			return fmt.Errorf("ensuring streams: %w (last error: %w)", ctx.Err(), err)
 		case <-time.After(time.Second):
 		}
 	}

@@ -129,10 +129,10 @@ func (l sampleLayout) start(i int64) int64 {
 }
 
 func (l sampleLayout) size(i int64) int64 {
-	switch {
-	case i == l.n-1:
+	switch i {
+	case l.n - 1: // first, so that a single sample is the whole payload
 		return l.payload - l.start(i)
-	case i == 0:
+	case 0:
 		return l.first
 	}
 	return l.each

@@ -65,7 +65,7 @@ func TestGeneratedMP4(t *testing.T) {
 				t.Fatalf("%d tracks, want %d", got, want)
 			}
 			tr := info.Tracks[0]
-			durMs := int64(tc.spec.DurationMs)
+			durMs := tc.spec.DurationMs
 			if durMs == 0 {
 				durMs = DefaultDurationMs
 			}

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg config.Config, o Options, log *zap.Logger) err
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
+	defer func() { _ = svc.Close() }()
 
 	addrs := Addrs{Ingress: ingressLn.Addr().String(), Fetcher: fetcherLn.Addr().String()}
 	if cfg.NATSListen != config.NATSListenOff {
