@@ -1,5 +1,7 @@
-// Package httpserve runs an HTTP server until its context ends, then shuts it
-// down within a bounded time: in-flight requests finish, new ones are refused.
+// Package httpserve runs veo4k's HTTP servers: it listens with an error that
+// says what to change when the port is taken, and serves until the context
+// ends, then shuts down within a bounded time — in-flight requests finish,
+// new ones are refused.
 package httpserve
 
 import (
@@ -8,32 +10,42 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// Listen opens addr, with an error that says which address could not be used
-// (e.g. "port already in use").
-func Listen(addr, what string) (net.Listener, error) {
+// Listen opens addr for the service named what; envVar names the setting
+// that moves it.
+func Listen(addr, what, envVar string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s cannot listen on %s: the port is already in use by another program (set %s to another address): %w", what, addr, envVar, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s cannot listen on %s (is another program using the port? set its address variable): %w", what, addr, err)
+		return nil, fmt.Errorf("%s cannot listen on %s (set %s): %w", what, addr, envVar, err)
 	}
 	return ln, nil
 }
 
-// Serve serves h on ln until ctx ends, then gives in-flight requests up to
-// grace to finish. Timeouts suit small JSON requests and long file downloads
-// alike: headers must arrive quickly, bodies may stream for long.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *zap.Logger) error {
-	srv := &http.Server{
+// New returns a server for h with timeouts that suit small JSON requests and
+// long file downloads alike: headers must arrive quickly, and no write
+// timeout cuts a multi-GiB response short. Callers may tighten it.
+func New(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+}
+
+// Serve serves srv on ln until ctx ends, then gives in-flight requests up to
+// grace to finish.
+func Serve(ctx context.Context, ln net.Listener, srv *http.Server, grace time.Duration, log *zap.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()))
@@ -42,13 +54,14 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 		return fmt.Errorf("serving %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	log.Info("shutting down: finishing in-flight requests", zap.String("addr", ln.Addr().String()), zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutting down %s: %w", ln.Addr(), err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("serving %s: %w", ln.Addr(), err)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func Main(ctx context.Context, environ []string) error {
 func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	log.Info("starting", cfg.Fields()...)
 
-	ln, err := httpserve.Listen(cfg.FetcherAddr, "fetcher API")
+	ln, err := httpserve.Listen(cfg.FetcherAddr, "fetcher API", "VEO4K_FETCHER_ADDR")
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = nc.Drain() }()
+	defer natsconn.Drain(nc, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	defer func() { _ = svc.Close() }()
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpserve.Serve(ctx, ln, svc.API, 10*time.Second, log) })
+	g.Go(func() error { return httpserve.Serve(ctx, ln, httpserve.New(svc.API, log), 10*time.Second, log) })
 	g.Go(func() error {
 		if err := natsconn.EnsureStreams(ctx, js, log, svc.StreamConfigs()...); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/veo4k/veo4k/pkg/config"
+	"github.com/veo4k/veo4k/pkg/natsconn"
 	"github.com/veo4k/veo4k/pkg/natstest"
 	"github.com/veo4k/veo4k/pkg/stream"
 )
@@ -61,7 +62,7 @@ func startService(t *testing.T, natsURL string) (string, func() error) {
 		select {
 		case err := <-done:
 			return err
-		case <-time.After(shutdownGrace + drainTimeout + 5*time.Second):
+		case <-time.After(shutdownGrace + natsconn.DrainTimeout + 5*time.Second):
 			t.Fatal("serve did not return after cancel")
 			return nil
 		}

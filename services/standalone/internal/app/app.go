@@ -74,12 +74,12 @@ func Run(ctx context.Context, cfg config.Config, o Options, log *zap.Logger) err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory %s is not usable (set VEO4K_DATA_DIR): %w", cfg.DataDir, err)
 	}
-	ingressLn, err := httpserve.Listen(cfg.IngressAddr, "ingress")
+	ingressLn, err := httpserve.Listen(cfg.IngressAddr, "ingress", "VEO4K_INGRESS_ADDR")
 	if err != nil {
 		return err
 	}
 	defer ingressLn.Close()
-	fetcherLn, err := httpserve.Listen(cfg.FetcherAddr, "fetcher API")
+	fetcherLn, err := httpserve.Listen(cfg.FetcherAddr, "fetcher API", "VEO4K_FETCHER_ADDR")
 	if err != nil {
 		return err
 	}
@@ -142,8 +142,12 @@ func Run(ctx context.Context, cfg config.Config, o Options, log *zap.Logger) err
 	// Workers stop first (their context ends), then the HTTP servers drain,
 	// then NATS: in-flight downloads are left resumable on disk.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpserve.Serve(gctx, ingressLn, in, 10*time.Second, log) })
-	g.Go(func() error { return httpserve.Serve(gctx, fetcherLn, svc.API, 10*time.Second, log) })
+	ingressSrv := httpserve.New(in, log)
+	ingressSrv.WriteTimeout = cfg.PublishTimeout + 15*time.Second
+	g.Go(func() error { return httpserve.Serve(gctx, ingressLn, ingressSrv, 10*time.Second, log) })
+	g.Go(func() error {
+		return httpserve.Serve(gctx, fetcherLn, httpserve.New(svc.API, log), 10*time.Second, log)
+	})
 	g.Go(func() error { return svc.Fetcher.Run(gctx) })
 	if demo != nil {
 		g.Go(func() error { return demo.Run(gctx, o.Out, addrs, svc.Catalog) })
