@@ -64,10 +64,10 @@ dc up -d --scale fetcher=2
 hostport() { dc port --index="${3:-1}" "$1" "$2" | tail -n1 | tr -d '\r'; }
 
 deadline=$((SECONDS + timeout))
-wait_healthy() { # every container of the project healthy
+wait_healthy() { # every long-running container of the project healthy
 	local ids state unhealthy
 	while :; do
-		ids=$(dc ps -q)
+		ids=$(dc ps -q nats ingress fetcher providersim)
 		unhealthy=0
 		for id in $ids; do
 			state=$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")
@@ -141,5 +141,13 @@ list=$(
 	echo "${ids[*]}"
 )
 go run ./deployments/eventwatch -nats "$nats" -ready "$list" -timeout "$((deadline - SECONDS > 10 ? deadline - SECONDS : 10))s"
+
+# "docker compose up" alone shows the flow: the demo one-shot succeeded.
+demo=$(dc ps -a -q demo)
+[ -n "$demo" ] || fail "no demo container"
+demo_rc=$(timeout "$((deadline - SECONDS > 10 ? deadline - SECONDS : 10))" docker wait "$demo") || fail "demo did not finish"
+dc logs --no-color demo | tail -n 8
+[ "$demo_rc" = 0 ] || fail "demo exited $demo_rc"
+log "demo service succeeded"
 
 log "PASS"

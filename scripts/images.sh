@@ -105,6 +105,9 @@ for t in "${targets[@]}"; do
 	image="${prefix}${t}:${tag}"
 	echo "building $image"
 	gobuild "$ctx/bin/$t" "./services/$t"
+	if [ "$t" = providersim ]; then
+		gobuild "$ctx/bin/demo" ./deployments/demo
+	fi
 	dockerbuild "$image" "deployments/$t/Dockerfile" "$ctx" \
 		--build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "CREATED=$created"
 	built+=("$image")
