@@ -159,6 +159,7 @@ func Run(ctx context.Context, cfg config.Config, o Options, log *zap.Logger) err
 		return err
 	}
 	log.Info("stopped")
+	fmt.Fprintln(o.Out, "veo4k stopped; unfinished downloads resume at the next start")
 	return nil
 }
 

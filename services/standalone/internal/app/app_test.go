@@ -186,6 +186,9 @@ func TestDemo(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Errorf("clean shutdown: %v", err)
 	}
+	if !strings.Contains(out.String(), "veo4k stopped") {
+		t.Errorf("no shutdown line after stop:\n%s", out)
+	}
 }
 
 // TestRestartMidDownloadResumes stops the standalone in the middle of a slow
