@@ -3,20 +3,24 @@
 # Go binaries are compiled on this machine (CGO_ENABLED=0), staged with a CA
 # bundle into a build context, and copied into FROM scratch images.
 #
-#   scripts/images.sh                      # every image
-#   scripts/images.sh ingress fetcher      # only these
+#   scripts/images.sh                          # veo4k's images
+#   VEO4K_NATS_OFFLINE=1 scripts/images.sh     # ... and the offline NATS image
+#   scripts/images.sh ingress fetcher nats     # only these
 #
-# Images: ingress fetcher providersim standalone nats. "nats" is the offline
+# Images: ingress fetcher providersim standalone, and nats: the offline
 # stand-in for the official nats:$VEO4K_NATS_VERSION image, built from the Go
-# module github.com/nats-io/nats-server/v2 at that version; compose and the
-# system tests use it only when VEO4K_NATS_IMAGE names it.
+# module github.com/nats-io/nats-server/v2 at that version, for machines that
+# cannot pull it (built when named or with VEO4K_NATS_OFFLINE=1); compose and
+# the system tests use it only when VEO4K_NATS_IMAGE names it.
 #
 # Settings (environment):
 #   VEO4K_IMAGE_PREFIX   image name prefix            (default veo4k/)
 #   VEO4K_IMAGE_TAG      tag of veo4k's own images    (default dev)
 #   VEO4K_NATS_VERSION   nats-server version          (default 2.15.3)
-#   VEO4K_NATS_IMAGE     name of the offline NATS image
-#                        (default ${VEO4K_IMAGE_PREFIX}nats:${VEO4K_NATS_VERSION}-offline)
+#   VEO4K_NATS_OFFLINE_IMAGE  name of the offline NATS image
+#                        (default ${VEO4K_IMAGE_PREFIX}nats:${VEO4K_NATS_VERSION}-offline;
+#                        point VEO4K_NATS_IMAGE at it to use it)
+#   VEO4K_NATS_OFFLINE   1: also build the offline NATS image (default 0)
 #   VEO4K_CA_BUNDLE      CA bundle to copy into the images (default: the host's)
 #   VEO4K_VERSION        version label and -X main.version (default: git describe)
 #
@@ -29,13 +33,18 @@ cd "$root"
 prefix=${VEO4K_IMAGE_PREFIX-veo4k/}
 tag=${VEO4K_IMAGE_TAG:-dev}
 nats_version=${VEO4K_NATS_VERSION:-2.15.3}
-nats_image=${VEO4K_NATS_IMAGE:-${prefix}nats:${nats_version}-offline}
+nats_image=${VEO4K_NATS_OFFLINE_IMAGE:-${prefix}nats:${nats_version}-offline}
 version=${VEO4K_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 all=(ingress fetcher providersim standalone nats)
-if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
+if [ $# -gt 0 ]; then
+	targets=("$@")
+else
+	targets=(ingress fetcher providersim standalone)
+	if [ "${VEO4K_NATS_OFFLINE:-0}" = 1 ]; then targets+=(nats); fi
+fi
 for t in "${targets[@]}"; do
 	case " ${all[*]} " in *" $t "*) ;; *) echo "images.sh: unknown image $t (known: ${all[*]})" >&2; exit 2 ;; esac
 done
