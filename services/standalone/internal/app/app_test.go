@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -297,9 +296,4 @@ func TestClearStartErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func ExampleOptions() {
-	fmt.Println(Options{Demo: true}.Demo)
-	// Output: true
 }
