@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -63,7 +64,7 @@ func Load(environ []string) (Config, error) {
 	}
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return Config{}, fmt.Errorf("reading configuration: %w", err)
+		return Config{}, describe(err)
 	}
 	c.HMACKeys = trimEmpty(c.HMACKeys)
 	c.AllowedHosts = trimEmpty(c.AllowedHosts)
@@ -129,6 +130,27 @@ func (c Config) Fields() []zap.Field {
 		zap.Int("stream_replicas", c.StreamReplicas),
 		zap.String("log_level", c.LogLevel),
 	}
+}
+
+// describe turns the library's parse errors, which name Go fields, into ones
+// that name the variable a user must fix.
+func describe(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("reading configuration: %w", err)
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				errs = append(errs, fmt.Errorf("%s: %w", f.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		errs = append(errs, e)
+	}
+	return fmt.Errorf("reading configuration: %w", errors.Join(errs...))
 }
 
 // redactURL hides a password in nats://user:pass@host URLs.
