@@ -340,8 +340,18 @@ func (s *stack) stop(v *svc, grace time.Duration) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
 	defer cancel()
+	start := time.Now()
 	if err := v.c.Stop(ctx, &grace); err != nil {
 		s.t.Fatalf("stopping %s: %v", v.name, err)
+	}
+	st, err := v.c.State(ctx)
+	if err != nil {
+		s.t.Fatalf("inspecting %s: %v", v.name, err)
+	}
+	// A graceful stop: the process exited by itself on SIGTERM (a
+	// SIGKILL after the grace period would read 137).
+	if st.ExitCode != 0 {
+		s.t.Errorf("%s exited %d after SIGTERM (%v), want 0: not a graceful shutdown", v.name, st.ExitCode, time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -487,10 +497,16 @@ func callbackBody(task simTask) []byte {
 // sendCallback posts a signed callback for task to an ingress and returns
 // the status, or 0 with the error when there was no answer.
 func sendCallback(ctx context.Context, hc *http.Client, ingressURL string, task simTask) (int, error) {
+	code, _, err := sendCallbackHeader(ctx, hc, ingressURL, task)
+	return code, err
+}
+
+// sendCallbackHeader is sendCallback that also returns the answer's headers.
+func sendCallbackHeader(ctx context.Context, hc *http.Client, ingressURL string, task simTask) (int, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		ingressURL+"/v1/callbacks/4k/"+task.TaskID+"?index="+strconv.Itoa(task.Index), bytes.NewReader(callbackBody(task)))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
@@ -498,11 +514,11 @@ func sendCallback(ctx context.Context, hc *http.Client, ingressURL string, task 
 	req.Header.Set("X-Webhook-Signature", signature.Sign([]byte(hmacKey), task.TaskID, ts))
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // --- the catalog API ---

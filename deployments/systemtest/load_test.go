@@ -30,9 +30,10 @@ type loadGen struct {
 }
 
 type answer struct {
-	taskID   string
-	status   int // 0: no answer at all
-	sent, at time.Time
+	taskID     string
+	status     int // 0: no answer at all
+	retryAfter string
+	sent, at   time.Time
 }
 
 func (s *stack) startLoad(prefix string, workers int, failover bool) *loadGen {
@@ -83,20 +84,21 @@ func (l *loadGen) one(id string, pick int) {
 
 	sent := time.Now()
 	status := 0
+	var header http.Header
 	tries := 1
 	if l.failover {
 		tries = 4 * len(l.s.ingress)
 	}
 	for i := 0; i < tries && status == 0; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		status, _ = sendCallback(ctx, l.hc, l.s.ingress[(pick+i)%len(l.s.ingress)].url, task)
+		status, header, _ = sendCallbackHeader(ctx, l.hc, l.s.ingress[(pick+i)%len(l.s.ingress)].url, task)
 		cancel()
 		if status == 0 && i+1 < tries {
 			<-time.After(100 * time.Millisecond)
 		}
 	}
 	l.mu.Lock()
-	l.answers = append(l.answers, answer{taskID: id, status: status, sent: sent, at: time.Now()})
+	l.answers = append(l.answers, answer{taskID: id, status: status, retryAfter: header.Get("Retry-After"), sent: sent, at: time.Now()})
 	l.mu.Unlock()
 }
 
@@ -164,6 +166,9 @@ func TestNATSDownUnderLoad(t *testing.T) {
 			ok = append(ok, a.taskID)
 		case http.StatusServiceUnavailable:
 			refused = append(refused, a.taskID)
+			if a.retryAfter == "" {
+				t.Errorf("503 for %s without Retry-After", a.taskID)
+			}
 		default:
 			t.Errorf("callback %s answered %d (sent %s)", a.taskID, a.status, a.sent.Format(time.TimeOnly))
 		}
@@ -174,7 +179,14 @@ func TestNATSDownUnderLoad(t *testing.T) {
 	if during[http.StatusServiceUnavailable] == 0 || len(during) != 1 {
 		t.Errorf("answers while NATS was down: %v, want only 503s", during)
 	}
-	t.Logf("%d callbacks: %d answered 200, %d answered 503; while NATS was down: %v", len(answers), len(ok), len(refused), during)
+	recovered := time.Duration(-1)
+	for _, a := range answers {
+		if a.status == http.StatusOK && a.sent.After(up) && (recovered < 0 || a.at.Sub(up) < recovered) {
+			recovered = a.at.Sub(up)
+		}
+	}
+	t.Logf("%d callbacks: %d answered 200, %d answered 503; while NATS was down: %v; first 200 %v after NATS was started again",
+		len(answers), len(ok), len(refused), during, recovered.Round(time.Millisecond))
 
 	ready := s.waitStatus(ok, "ready", 3*time.Minute)
 	for _, id := range ok {
