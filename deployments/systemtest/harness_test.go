@@ -640,7 +640,7 @@ func (s *stack) checkEvents(ready, failed []string) watch.Counts {
 		}
 		return ks
 	}
-	c, err := s.events.Wait(ctx, func(c watch.Counts) bool {
+	_, err := s.events.Wait(ctx, func(c watch.Counts) bool {
 		for _, id := range ready {
 			if c.Cataloged[watch.Key{TaskID: id}] == 0 {
 				return false
@@ -659,7 +659,7 @@ func (s *stack) checkEvents(ready, failed []string) watch.Counts {
 	if err := s.events.Drain(ctx); err != nil {
 		s.t.Errorf("events: %v", err)
 	}
-	c = s.events.Counts()
+	c := s.events.Counts()
 	for _, p := range c.Problems(keys(ready), keys(failed)) {
 		s.t.Error("events: " + p)
 	}
