@@ -157,7 +157,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(text, "  ! ") || strings.Contains(text, "not accepted") {
 		t.Fatalf("a demo scenario ended unexpectedly:\n%s", text)
 	}
-	want := map[string]string{"ok": "ready", "dup": "ready", "unavailable": "unavailable", "slow": "ready", "dropped": "ready", "hd": "ready"}
+	want := map[string]string{"ok": "ready", "dup": "ready", "unavailable": "unavailable", "slow": "ready", "dropped": "ready", "hd": "ready", "expired": "failed"}
 	resp, err := http.Get("http://" + r.addrs.Fetcher + "/v1/videos?limit=100")
 	if err != nil {
 		t.Fatal(err)

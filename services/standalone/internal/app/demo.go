@@ -83,6 +83,8 @@ func (d *demo) scenarios(run string) []scenario {
 		{"a connection dropped mid-file, resumed", providersim.TaskSpec{TaskID: id("dropped"), VideoBytes: 6 << 20,
 			Faults: providersim.Faults{DropAfterBytes: 2 << 20, DropTimes: 1}}, catalog.Ready},
 		{"a 1080p video: kept, flagged not 4K", providersim.TaskSpec{TaskID: id("hd"), Width: 1920, Height: 1080}, catalog.Ready},
+		{"files already deleted by the provider (404)", providersim.TaskSpec{TaskID: id("expired"),
+			Faults: providersim.Faults{Expired: true, ExpiredStatus: 404}}, catalog.Failed},
 	}
 }
 
@@ -150,9 +152,11 @@ func (d *demo) Run(ctx context.Context, out io.Writer, a Addrs, cat catalog.Cata
 			}
 		}
 	}
+	api := "http://" + hostPort(a.Fetcher)
 	fmt.Fprintf(out, "\ndemo: all %d entries settled in %s. Try:\n", len(scs), time.Since(start).Round(100*time.Millisecond))
-	fmt.Fprintf(out, "  curl -s http://%s/v1/videos\n", hostPort(a.Fetcher))
-	fmt.Fprintf(out, "  curl -s http://%s/v1/videos/%s\n", hostPort(a.Fetcher), scs[0].spec.TaskID)
+	fmt.Fprintf(out, "  curl -s %s/v1/videos                       # the catalog, newest first\n", api)
+	fmt.Fprintf(out, "  curl -s %s/v1/videos/%s\n", api, scs[0].spec.TaskID)
+	fmt.Fprintf(out, "  curl -s %s/v1/deadletters                  # failed entries, kept for replay\n", api)
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	return nil
 }
