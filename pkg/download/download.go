@@ -439,12 +439,24 @@ var errIdle = errors.New("idle read timeout")
 
 // copy streams body into the partial file at offset, hashing as it goes,
 // and returns the file size reached.
+//
+// Hashing costs about as much CPU as receiving and writing together, so it
+// runs on a goroutine of its own (another core) fed with the buffers already
+// written, a few buffers deep: memory stays flat (hashBuffers × bufferSize)
+// whatever the file size. Writeback of what was written is started as the
+// download goes (startWriteback), so the final fsync waits for little.
+// On return every written byte has been hashed: f.hashed is the size reached.
 func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 	if _, err := f.p.f.Seek(offset, io.SeekStart); err != nil {
 		return offset, transient("seeking partial file", err)
 	}
-	buf := make([]byte, bufferSize)
+	h := newHasher(f.hash)
 	done := offset
+	defer func() {
+		h.close()
+		f.hashed = done
+	}()
+	flushed := offset
 	var last time.Time // zero: the first bytes are reported at once
 	report := func(force bool) {
 		if f.req.Progress != nil && (force || time.Since(last) >= progressEvery) {
@@ -453,18 +465,26 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 		}
 	}
 	for {
+		buf := h.buffer()
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if done+int64(n) > f.c.cfg.MaxBytes {
+				h.release(buf)
 				return done, permanent(fmt.Sprintf("too large: more than %d bytes", f.c.cfg.MaxBytes), nil)
 			}
 			if _, err := f.p.f.Write(buf[:n]); err != nil {
+				h.release(buf)
 				return done, transient("writing partial file", err)
 			}
-			f.hash.Write(buf[:n])
+			h.submit(buf[:n])
 			done += int64(n)
-			f.hashed = done
+			if done-flushed >= writebackEvery {
+				startWriteback(f.p.f, flushed, done-flushed)
+				flushed = done
+			}
 			report(false)
+		} else {
+			h.release(buf)
 		}
 		if rerr == io.EOF {
 			report(true)
@@ -474,6 +494,52 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 			return done, &Error{Reason: "reading body", Err: rerr}
 		}
 	}
+}
+
+// hashBuffers is how many buffers circulate between the copy loop and the
+// hashing goroutine.
+const hashBuffers = 4
+
+// writebackEvery is how many written bytes start the kernel's writeback of
+// them (startWriteback), so dirty pages do not pile up for the final fsync.
+const writebackEvery = 32 << 20
+
+// hasher feeds buffers to a hash on its own goroutine and hands them back.
+type hasher struct {
+	h    hash.Hash
+	free chan []byte
+	work chan []byte
+	done chan struct{}
+}
+
+func newHasher(h hash.Hash) *hasher {
+	hs := &hasher{h: h, free: make(chan []byte, hashBuffers), work: make(chan []byte, hashBuffers), done: make(chan struct{})}
+	for range hashBuffers {
+		hs.free <- make([]byte, bufferSize)
+	}
+	go func() {
+		defer close(hs.done)
+		for b := range hs.work {
+			hs.h.Write(b)
+			hs.free <- b[:cap(b)]
+		}
+	}()
+	return hs
+}
+
+// buffer returns a free buffer, waiting for the hash to catch up if need be.
+func (hs *hasher) buffer() []byte { return <-hs.free }
+
+// release returns a buffer that was not submitted.
+func (hs *hasher) release(b []byte) { hs.free <- b[:cap(b)] }
+
+// submit hashes b (in order) and then frees it.
+func (hs *hasher) submit(b []byte) { hs.work <- b }
+
+// close waits until everything submitted is hashed.
+func (hs *hasher) close() {
+	close(hs.work)
+	<-hs.done
 }
 
 func (f *fetch) finish(size int64) (Result, *Error) {
