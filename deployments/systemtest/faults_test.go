@@ -93,6 +93,11 @@ func TestNATSRestartedMidDownload(t *testing.T) {
 		ids = append(ids, task.TaskID)
 	}
 	s.waitServed(videoPaths(tasks...), 500_000, 2*time.Minute)
+	for i, id := range ids {
+		if e, ok := s.entry(i, id); ok && e.Status == "ready" {
+			t.Fatalf("%s already ready before NATS restarts: the test would prove nothing", id)
+		}
+	}
 
 	s.stop(s.nats, 5*time.Second)
 	s.startAgain(s.nats)
