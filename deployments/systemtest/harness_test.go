@@ -73,7 +73,6 @@ type svc struct {
 	name string // its unique network alias
 	c    testcontainers.Container
 	url  string // http://127.0.0.1:<fixed host port>
-	port string // container port, e.g. "8080/tcp"
 }
 
 // stack is one test's veo4k: two networks ("core": NATS, ingress, fetchers;
@@ -198,7 +197,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatalf("starting nats (%s): %v", img.nats, err)
 	}
-	s.nats = &svc{name: "nats", c: nc, port: "4222/tcp"}
+	s.nats = &svc{name: "nats", c: nc}
 	s.natsURL = "nats://127.0.0.1:" + natsPort
 
 	common := map[string]string{
@@ -315,7 +314,7 @@ func (s *stack) start(ctx context.Context, name string, image, port, health stri
 		testcontainers.WithWaitStrategy(wait.ForHTTP(health).WithPort(port).WithStartupTimeout(90 * time.Second)),
 	}, opts...)
 	c, err := testcontainers.Run(ctx, image, all...)
-	v := &svc{name: name, c: c, url: "http://127.0.0.1:" + hostPort, port: port}
+	v := &svc{name: name, c: c, url: "http://127.0.0.1:" + hostPort}
 	if c != nil {
 		s.track(v)
 	}
