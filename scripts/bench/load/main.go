@@ -35,6 +35,8 @@ type Result struct {
 	Non2xx   uint64         `json:"non2xx"`
 	Codes    map[string]int `json:"codes"`
 	Errors   []string       `json:"errors,omitempty"`
+	// WarmupRequests is how many requests the discarded warm-up sent.
+	WarmupRequests uint64 `json:"warmup_requests"`
 	// Reused counts requests that had to reuse a task id (targets ran out):
 	// they hit the ingress's duplicate path. Should be 0.
 	Reused uint64 `json:"reused"`
@@ -105,8 +107,10 @@ func run(base, key string, conns int, duration, warmup time.Duration, prefix str
 	// Rate 0 with MaxWorkers: each worker sends as soon as its last request
 	// was answered (closed loop).
 	closed := vegeta.Rate{Freq: 0}
+	var warm uint64
 	if warmup > 0 {
 		for range attacker().Attack(targeter, closed, warmup, "warmup") {
+			warm++
 		}
 	}
 	reused.Store(0)
@@ -126,6 +130,8 @@ func run(base, key string, conns int, duration, warmup time.Duration, prefix str
 		Codes:    m.StatusCodes,
 		Errors:   m.Errors,
 		Reused:   reused.Load(),
+
+		WarmupRequests: warm,
 	}
 	if out.Seconds > 0 {
 		out.RPS = float64(m.Requests) / out.Seconds

@@ -105,6 +105,8 @@ type bench struct {
 	rows     []row
 	notes    []string
 	ports    int
+	// lastCPU is the user+system CPU seconds of the last command output ran.
+	lastCPU float64
 }
 
 // row is one line of the result table.
@@ -169,7 +171,8 @@ func cmdline(env []string, args []string) string {
 
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r))
+		safe := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r)
+		return !safe
 	}) < 0 {
 		return s
 	}
@@ -197,11 +200,11 @@ func (b *bench) start(name string, env []string, args ...string) (*proc, error) 
 	line := cmdline(env, args) + " > " + filepath.Join(b.s.work, name+".log") + " 2>&1 &"
 	b.commands = append(b.commands, line)
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	go func() { _ = cmd.Wait(); _ = logf.Close(); close(p.done) }()
 	b.procs = append(b.procs, p)
 	return p, nil
 }
@@ -247,6 +250,7 @@ func (b *bench) output(env []string, args ...string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmdline(env, args), err)
 	}
+	b.lastCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return out, nil
 }
 
@@ -272,7 +276,7 @@ func waitTCP(addr string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
+			_ = c.Close()
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond) // polling a process we do not control
@@ -302,6 +306,9 @@ type loadResult struct {
 	Non2xx   uint64         `json:"non2xx"`
 	Codes    map[string]int `json:"codes"`
 	Reused   uint64         `json:"reused"`
+	Warmup   uint64         `json:"warmup_requests"`
+	// CPUus is the server side's CPU time per request (µs), warm-up included.
+	CPUus map[string]float64 `json:"-"`
 }
 
 func (b *bench) ingress() error {
@@ -309,14 +316,17 @@ func (b *bench) ingress() error {
 	if err != nil {
 		return err
 	}
+	natsProc := b.procs[len(b.procs)-1]
 	ingAddr := "127.0.0.1:" + b.port()
-	if _, err := b.start("ingress", []string{
+	ingProc, err := b.start("ingress", []string{
 		"VEO4K_NATS_URL=" + natsURL, "VEO4K_INGRESS_ADDR=" + ingAddr, "VEO4K_WEBHOOK_HMAC_KEY=" + b.s.key,
-	}, b.pinned(b.s.serverCPU, b.exe("ingress"))...); err != nil {
+	}, b.pinned(b.s.serverCPU, b.exe("ingress"))...)
+	if err != nil {
 		return err
 	}
 	noopAddr := "127.0.0.1:" + b.port()
-	if _, err := b.start("noop", nil, b.pinned(b.s.serverCPU, b.exe("noop"), "-addr", noopAddr)...); err != nil {
+	noopProc, err := b.start("noop", nil, b.pinned(b.s.serverCPU, b.exe("noop"), "-addr", noopAddr)...)
+	if err != nil {
 		return err
 	}
 	if err := waitHTTP("http://" + ingAddr + "/readyz"); err != nil {
@@ -325,8 +335,13 @@ func (b *bench) ingress() error {
 	if err := waitHTTP("http://" + noopAddr + "/healthz"); err != nil {
 		return err
 	}
-	targets := strconv.Itoa(max(1000, int(b.s.duration.Seconds()+b.s.warmup.Seconds()+1)*40000))
+	targets := strconv.Itoa(max(1000, int(b.s.duration.Seconds()+b.s.warmup.Seconds()+1)*60000))
+	servers := map[string][]*proc{"noop": {noopProc}, "veo4k": {ingProc, natsProc}}
 	attack := func(name, addr string, round int) (loadResult, error) {
+		before := map[string]float64{}
+		for _, p := range servers[name] {
+			before[p.name] = cpuSeconds(p.cmd.Process.Pid)
+		}
 		args := b.pinned(b.s.loadCPU, b.exe("load"),
 			"-url", "http://"+addr+"/v1/callbacks/4k", "-key", b.s.key,
 			"-conns", strconv.Itoa(b.s.conns), "-duration", b.s.duration.String(), "-warmup", b.s.warmup.String(),
@@ -339,8 +354,15 @@ func (b *bench) ingress() error {
 		if err := json.Unmarshal(out, &r); err != nil {
 			return loadResult{}, fmt.Errorf("reading load output %q: %w", out, err)
 		}
-		fmt.Fprintf(os.Stderr, "   %-6s round %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, non-2xx %d (%v)\n",
-			name, round, r.RPS, r.P50ms, r.P99ms, r.P999ms, r.Non2xx, r.Codes)
+		r.CPUus = map[string]float64{}
+		var cpu []string
+		for _, p := range servers[name] {
+			us := (cpuSeconds(p.cmd.Process.Pid) - before[p.name]) / float64(r.Requests+r.Warmup) * 1e6
+			r.CPUus[p.name] = us
+			cpu = append(cpu, fmt.Sprintf("%s %.1f µs", p.name, us))
+		}
+		fmt.Fprintf(os.Stderr, "   %-6s round %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, non-2xx %d (%v); CPU per request: %s\n",
+			name, round, r.RPS, r.P50ms, r.P99ms, r.P999ms, r.Non2xx, r.Codes, strings.Join(cpu, ", "))
 		if r.Reused > 0 {
 			b.notes = append(b.notes, fmt.Sprintf("ingress round %d (%s): %d requests reused a task id (targets ran out)", round, name, r.Reused))
 		}
@@ -391,6 +413,9 @@ func (b *bench) ingress() error {
 		row{"1 ingress", "latency p50 (ms)", f2(med(noop, p50)), f2(med(veo, p50)), ratio(med(veo, p50), med(noop, p50)), "", ""},
 		row{"1 ingress", "latency p99 (ms)", f2(med(noop, p99)), f2(med(veo, p99)), ratio(med(veo, p99), med(noop, p99)), "≤ 2×", met(med(veo, p99) <= 2*med(noop, p99))},
 		row{"1 ingress", "latency p99.9 (ms)", f2(med(noop, p999)), f2(med(veo, p999)), ratio(med(veo, p999), med(noop, p999)), "", ""},
+		row{"1 ingress", "server-side CPU per request (µs): no-op vs ingress + nats-server", f1(med(noop, func(r loadResult) float64 { return r.CPUus["noop"] })),
+			f1(med(veo, func(r loadResult) float64 { return r.CPUus["ingress"] })) + " + " + f1(med(veo, func(r loadResult) float64 { return r.CPUus["ingress-nats"] })),
+			ratio(med(veo, func(r loadResult) float64 { return r.CPUus["ingress"] + r.CPUus["ingress-nats"] }), med(noop, func(r loadResult) float64 { return r.CPUus["noop"] })), "", ""},
 		row{"1 ingress", "non-2xx (all rounds)", strconv.FormatUint(nonNoop, 10), strconv.FormatUint(nonVeo, 10), "", "0", met(nonVeo == 0)},
 	)
 	return nil
@@ -444,11 +469,13 @@ func (b *bench) download() error {
 	}
 	url := "http://" + staticAddr + "/small.mp4"
 	curlFile := filepath.Join(dst, "curl.mp4")
+	var curlCPU, veoCPU []float64
 	curl := func() (float64, float64, error) {
 		out, err := b.output(nil, "curl", "-sSf", "-o", curlFile, "-w", "%{time_total} %{size_download}", url)
 		if err != nil {
 			return 0, 0, err
 		}
+		curlCPU = append(curlCPU, b.lastCPU)
 		var secs float64
 		var n int64
 		if _, err := fmt.Sscan(string(out), &secs, &n); err != nil || n != b.s.dlBytes {
@@ -475,6 +502,9 @@ func (b *bench) download() error {
 		if err := json.Unmarshal(out, &r); err != nil || r.Bytes != size {
 			return dlResult{}, fmt.Errorf("dl wrote %q", out)
 		}
+		if size == b.s.dlBytes {
+			veoCPU = append(veoCPU, b.lastCPU)
+		}
 		return r, os.Remove(filepath.Join(dst, "veo4k.mp4"))
 	}
 	// Warm-up (page cache of the source, first-run effects), discarded.
@@ -484,6 +514,7 @@ func (b *bench) download() error {
 	if _, err := dl("small.mp4", b.s.dlBytes); err != nil {
 		return err
 	}
+	curlCPU, veoCPU = nil, nil
 	var curlMB, curlSyncMB, veoMB, rss []float64
 	mb := func(secs float64) float64 { return float64(b.s.dlBytes) / secs / 1e6 }
 	for round := 1; round <= b.s.rounds; round++ {
@@ -522,6 +553,7 @@ func (b *bench) download() error {
 	b.rows = append(b.rows,
 		row{"2 download", fmt.Sprintf("MB/s, %s MP4, loopback → same disk", size(b.s.dlBytes)), "curl -o: " + f0(c), f0(v), ratio(v, c), "≥ 0.90×", met(v >= 0.9*c)},
 		row{"2 download", "MB/s, for reference: curl -o then fsync of the file", "curl+sync: " + f0(median(curlSyncMB)), f0(v), ratio(v, median(curlSyncMB)), "", ""},
+		row{"2 download", "client CPU time (s, user+system) per download", "curl: " + f2(median(curlCPU)), f2(median(veoCPU)), ratio(median(veoCPU), median(curlCPU)), "", ""},
 		row{"2 download", fmt.Sprintf("peak RSS (MiB), %s / %s", size(b.s.dlBytes), size(b.s.dlBigBytes)), "", f1(small) + " / " + f1(bigMiB), "", "≤ 64, same",
 			met(small <= 64 && bigMiB <= 64 && bigMiB <= small*1.1+1)},
 	)
@@ -686,7 +718,7 @@ func (b *bench) scaleRound(sim string, round, n int) (pipeResult, error) {
 
 func (b *bench) print(w io.Writer) {
 	bw := bufio.NewWriter(w)
-	defer bw.Flush()
+	defer func() { _ = bw.Flush() }()
 	host, _ := os.Hostname()
 	fmt.Fprintf(bw, "veo4k benchmark, %s, host %s: %d cores (%s), %s, %s\n", time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOARCH)
 	fmt.Fprintf(bw, "rounds: %d (median reported; baseline and veo4k alternate, warm-ups discarded)", b.s.rounds)
@@ -713,6 +745,26 @@ func (b *bench) print(w io.Writer) {
 	for _, c := range b.commands {
 		fmt.Fprintln(bw, "  "+c)
 	}
+}
+
+// cpuSeconds is the user+system CPU time pid has used so far (0 if unknown).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
 }
 
 func cpuModel() string {
