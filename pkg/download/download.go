@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -101,6 +102,9 @@ type Client struct {
 	blocked   []blockedRange
 	transport *http.Transport
 	http      *http.Client
+	// bufs recycles copy buffers (*[]byte of bufferSize) across downloads:
+	// allocating and zeroing them per file costs as much as a small file.
+	bufs sync.Pool
 	// exempt, when set (tests only), lets chosen addresses past the
 	// address check, so SSRF behaviour can be exercised against loopback
 	// servers.
@@ -115,6 +119,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("configuring download client: %w", err)
 	}
 	c := &Client{cfg: cfg, hosts: hosts, blocked: blockedRanges()}
+	c.bufs.New = func() any {
+		b := make([]byte, bufferSize)
+		return &b
+	}
 	dialer := &net.Dialer{
 		Timeout:   cfg.ConnectTimeout,
 		KeepAlive: 30 * time.Second,
@@ -450,7 +458,7 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 	if _, err := f.p.f.Seek(offset, io.SeekStart); err != nil {
 		return offset, transient("seeking partial file", err)
 	}
-	h := newHasher(f.hash)
+	h := newHasher(f.hash, &f.c.bufs)
 	done := offset
 	defer func() {
 		h.close()
@@ -507,15 +515,18 @@ const writebackEvery = 32 << 20
 // hasher feeds buffers to a hash on its own goroutine and hands them back.
 type hasher struct {
 	h    hash.Hash
+	pool *sync.Pool
 	free chan []byte
 	work chan []byte
 	done chan struct{}
 }
 
-func newHasher(h hash.Hash) *hasher {
-	hs := &hasher{h: h, free: make(chan []byte, hashBuffers), work: make(chan []byte, hashBuffers), done: make(chan struct{})}
+// newHasher starts a hasher with hashBuffers buffers from pool (*[]byte of
+// bufferSize), which close returns.
+func newHasher(h hash.Hash, pool *sync.Pool) *hasher {
+	hs := &hasher{h: h, pool: pool, free: make(chan []byte, hashBuffers), work: make(chan []byte, hashBuffers), done: make(chan struct{})}
 	for range hashBuffers {
-		hs.free <- make([]byte, bufferSize)
+		hs.free <- *pool.Get().(*[]byte)
 	}
 	go func() {
 		defer close(hs.done)
@@ -536,10 +547,15 @@ func (hs *hasher) release(b []byte) { hs.free <- b[:cap(b)] }
 // submit hashes b (in order) and then frees it.
 func (hs *hasher) submit(b []byte) { hs.work <- b }
 
-// close waits until everything submitted is hashed.
+// close waits until everything submitted is hashed and returns the buffers
+// to the pool; every buffer must have been submitted or released.
 func (hs *hasher) close() {
 	close(hs.work)
 	<-hs.done
+	for range hashBuffers {
+		b := <-hs.free
+		hs.pool.Put(&b)
+	}
 }
 
 func (f *fetch) finish(size int64) (Result, *Error) {
