@@ -587,7 +587,9 @@ func (b *bench) pipeline() error {
 	if err != nil {
 		return err
 	}
+	simProc := b.procs[len(b.procs)-1]
 	var rs []pipeResult
+	var cpuShare []float64
 	for round := 1; round <= b.s.pipeRounds; round++ {
 		dir := filepath.Join(b.s.work, fmt.Sprintf("pipeline-%d", round))
 		ing, fet, nat := "127.0.0.1:"+b.port(), "127.0.0.1:"+b.port(), "127.0.0.1:"+b.port()
@@ -601,12 +603,21 @@ func (b *bench) pipeline() error {
 		if err := waitHTTP("http://" + ing + "/readyz"); err != nil {
 			return err
 		}
+		saBefore, simBefore, start := cpuSeconds(p.cmd.Process.Pid), cpuSeconds(simProc.cmd.Process.Pid), time.Now()
 		out, err := b.output(nil, b.exe("pipeline"), "-sim", sim, "-ingress", "http://"+ing+"/v1/callbacks/4k",
 			"-nats", "nats://"+nat, "-key", b.s.key, "-count", strconv.Itoa(b.s.pipeCount), "-video-bytes", "1048576",
 			"-prefix", fmt.Sprintf("pipe_r%d", round))
 		if err != nil {
 			return err
 		}
+		// CPU used while the driver ran (task creation included), as a
+		// share of both cores: how close the machine was to CPU-bound.
+		wall := time.Since(start).Seconds()
+		saCPU, simCPU := cpuSeconds(p.cmd.Process.Pid)-saBefore, cpuSeconds(simProc.cmd.Process.Pid)-simBefore
+		share := (saCPU + simCPU + b.lastCPU) / (wall * float64(runtime.NumCPU()))
+		cpuShare = append(cpuShare, share)
+		fmt.Fprintf(os.Stderr, "   CPU during the run (%.1f s wall incl. task creation): standalone %.1f s, providersim %.1f s, driver %.1f s = %.0f%% of %d cores\n",
+			wall, saCPU, simCPU, b.lastCPU, 100*share, runtime.NumCPU())
 		p.stop()
 		var r pipeResult
 		if err := json.Unmarshal(out, &r); err != nil {
@@ -629,6 +640,7 @@ func (b *bench) pipeline() error {
 	per := get(func(r pipeResult) float64 { return r.PerSec })
 	b.rows = append(b.rows,
 		row{"3 pipeline", fmt.Sprintf("entries/s, %d callbacks (1 MiB video + thumbnail), standalone", b.s.pipeCount), "", f0(per), "", "≥ 200", met(per >= 200)},
+		row{"3 pipeline", "CPU busy (standalone + providersim + driver), share of all cores", "", fmt.Sprintf("%.0f%%", 100*median(cpuShare)), "", "", ""},
 		row{"3 pipeline", "time until all catalogued (s)", "", f2(get(func(r pipeResult) float64 { return r.Seconds })), "", "", ""},
 		row{"3 pipeline", "callback 200 → VideoCataloged p50 / p99 (ms)", "",
 			f0(get(func(r pipeResult) float64 { return r.P50ms })) + " / " + f0(get(func(r pipeResult) float64 { return r.P99ms })), "", "", ""},
