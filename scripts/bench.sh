@@ -9,7 +9,10 @@
 #
 # Needs Go, curl and taskset (util-linux); installs curl with apt-get if
 # missing. Scratch files go to $BENCH_WORK (default /tmp/veo4k-bench); the
-# output is also saved as $BENCH_WORK.results.md.
+# output is also saved as $BENCH_WORK.results.md. The full run needs about
+# 13 GiB free there at its peak (10,000 catalogued 1 MiB videos, or the 1 GiB
+# and 4 GiB download files twice); each section deletes its bulky data when
+# measured, and the run refuses to start without the room.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -122,6 +122,9 @@ func (b *bench) run() error {
 	if err := os.MkdirAll(b.s.work, 0o755); err != nil {
 		return err
 	}
+	if err := b.checkDisk(); err != nil {
+		return err
+	}
 	b.ports = 18100
 	sections := []struct {
 		name string
@@ -141,6 +144,35 @@ func (b *bench) run() error {
 	}
 	b.print(os.Stdout)
 	return nil
+}
+
+// checkDisk refuses to start without room for the largest section: the disk
+// is shared, and a full one breaks everything on it.
+func (b *bench) checkDisk() error {
+	need := int64(2 << 30) // NATS stores, logs, margin
+	if b.s.only["download"] {
+		need = max(need, 2*(b.s.dlBytes+b.s.dlBigBytes)+(2<<30))
+	}
+	if b.s.only["pipeline"] {
+		need = max(need, int64(b.s.pipeCount)*(1<<20+(128<<10))+(2<<30))
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(b.s.work, &st); err != nil {
+		return fmt.Errorf("checking free space in %s: %w", b.s.work, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < need {
+		return fmt.Errorf("%s has %s free, this run needs about %s: free some space or choose smaller sizes", b.s.work, size(free>>20<<20), size(need>>20<<20))
+	}
+	return nil
+}
+
+// tidy removes bulky scratch data once measured (logs stay).
+func (b *bench) tidy(paths ...string) {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: removing", p+":", err)
+		}
+	}
 }
 
 // port hands out loopback ports, fresh for every process.
@@ -318,6 +350,8 @@ func (b *bench) ingress() error {
 		return err
 	}
 	natsProc := b.procs[len(b.procs)-1]
+	defer b.tidy(filepath.Join(b.s.work, "ingress-nats"))
+	defer b.stopAll()
 	ingAddr := "127.0.0.1:" + b.port()
 	ingProc, err := b.start("ingress", []string{
 		"VEO4K_NATS_URL=" + natsURL, "VEO4K_INGRESS_ADDR=" + ingAddr, "VEO4K_WEBHOOK_HMAC_KEY=" + b.s.key,
@@ -441,6 +475,7 @@ func (b *bench) download() error {
 	}
 	src := filepath.Join(b.s.work, "download-src")
 	dst := filepath.Join(b.s.work, "download-dst")
+	defer b.tidy(src, dst)
 	for _, d := range []string{src, dst} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -620,6 +655,7 @@ func (b *bench) pipeline() error {
 		fmt.Fprintf(os.Stderr, "   CPU during the run (%.1f s wall incl. task creation): standalone %.1f s, providersim %.1f s, driver %.1f s = %.0f%% of %d cores\n",
 			wall, saCPU, simCPU, b.lastCPU, 100*share, runtime.NumCPU())
 		p.stop()
+		b.tidy(dir) // its videos, catalog and NATS store: about 1.1 MiB per callback
 		var r pipeResult
 		if err := json.Unmarshal(out, &r); err != nil {
 			return fmt.Errorf("reading pipeline output %q: %w", out, err)
@@ -683,8 +719,9 @@ func (b *bench) scale() error {
 }
 
 func (b *bench) scaleRound(sim string, round, n int) (pipeResult, error) {
-	defer b.stopFrom(len(b.procs))
 	dir := filepath.Join(b.s.work, fmt.Sprintf("scale-%d-%d", round, n))
+	defer b.tidy(filepath.Join(dir, "data"), filepath.Join(dir, "nats"))
+	defer b.stopFrom(len(b.procs))
 	natsURL, err := b.startNATS(fmt.Sprintf("scale-nats-%d-%d", round, n), filepath.Join(dir, "nats"), "")
 	if err != nil {
 		return pipeResult{}, err
