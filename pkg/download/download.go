@@ -474,7 +474,7 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 	}
 	for {
 		buf := h.buffer()
-		n, rerr := body.Read(buf)
+		n, rerr := fill(body, buf)
 		if n > 0 {
 			if done+int64(n) > f.c.cfg.MaxBytes {
 				h.release(buf)
@@ -502,6 +502,21 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 			return done, &Error{Reason: "reading body", Err: rerr}
 		}
 	}
+}
+
+// fill reads into buf until it is full, the body ends or fails: fewer,
+// larger writes and hand-offs to the hashing goroutine than one per read
+// (a socket read returns what has arrived, often a few dozen KiB).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // hashBuffers is how many buffers circulate between the copy loop and the
