@@ -494,7 +494,7 @@ func (f *fetch) copy(body io.Reader, offset, total int64) (int64, *Error) {
 		} else {
 			h.release(buf)
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) {
 			report(true)
 			return done, nil
 		}
