@@ -66,7 +66,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	// Keep connections open between bursts: each new one re-runs the pragmas.
 	db.SetMaxIdleConns(8)
 	s := &SQLite{db: db, path: abs, writer: make(chan struct{}, 1)}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetrying(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("opening sqlite catalog %q: %w", abs, err)
 	}
@@ -75,6 +75,39 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 
 // Path is the absolute path of the database file.
 func (s *SQLite) Path() string { return s.path }
+
+// migrateRetrying runs migrate, trying again while another process holds
+// the database: processes that create a new file at the same moment can get
+// SQLITE_BUSY while the first one sets up WAL mode, before the busy timeout
+// applies.
+func (s *SQLite) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := s.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while waiting: %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED (any
+// extended code).
+func isBusy(err error) bool {
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.Code() & 0xff {
+	case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+		return true
+	}
+	return false
+}
 
 // migrate applies the embedded migrations not yet applied, all in one
 // BEGIN IMMEDIATE transaction, so that processes opening a new file at the
