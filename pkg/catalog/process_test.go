@@ -33,7 +33,7 @@ func TestHelperProcessOpen(t *testing.T) {
 // one must open it and the schema must be applied once.
 func TestProcessesCreateTogether(t *testing.T) {
 	t.Parallel()
-	const rounds, procs = 8, 6
+	const rounds, procs = 4, 5
 	for round := range rounds {
 		path := filepath.Join(t.TempDir(), "catalog.db")
 		var wg sync.WaitGroup
