@@ -22,7 +22,7 @@
 #                        point VEO4K_NATS_IMAGE at it to use it)
 #   VEO4K_NATS_OFFLINE   1: also build the offline NATS image (default 0)
 #   VEO4K_CA_BUNDLE      CA bundle to copy into the images (default: the host's)
-#   VEO4K_VERSION        version label and -X main.version (default: git describe)
+#   VEO4K_VERSION        the images' version label (default: git describe)
 #
 # Needs: Go (the version in go.mod) and Docker. Prints the image sizes.
 set -euo pipefail
@@ -74,7 +74,7 @@ printf 'root:x:0:\nnonroot:x:65532:\n' >"$ctx/rootfs/etc/group"
 
 gobuild() { # gobuild <output> <package>
 	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath \
-		-ldflags "-s -w -X main.version=$version" -o "$1" "$2"
+		-ldflags "-s -w" -o "$1" "$2"
 }
 
 dockerbuild() { # dockerbuild <image> <dockerfile> <context> [build args...]
