@@ -87,7 +87,8 @@ dockerbuild() { # dockerbuild <image> <dockerfile> <context> [build args...]
 }
 
 built=()
-need_healthcheck=1
+need_base=1
+base_image="${prefix}base:${tag}"
 for t in "${targets[@]}"; do
 	if [ "$t" = nats ]; then
 		echo "building $nats_image (nats-server v$nats_version from source)"
@@ -107,18 +108,22 @@ for t in "${targets[@]}"; do
 		built+=("$nats_image")
 		continue
 	fi
-	if [ $need_healthcheck = 1 ]; then
+	if [ $need_base = 1 ]; then
+		# What every image shares (user, CA bundle, /data, probe, labels).
 		gobuild "$ctx/bin/healthcheck" ./deployments/healthcheck
-		need_healthcheck=0
+		dockerbuild "$base_image" deployments/base/Dockerfile "$ctx" \
+			--build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "CREATED=$created"
+		need_base=0
 	fi
 	image="${prefix}${t}:${tag}"
 	echo "building $image"
-	gobuild "$ctx/bin/$t" "./services/$t"
+	svcctx="$ctx/$t"
+	mkdir -p "$svcctx/bin"
+	gobuild "$svcctx/bin/$t" "./services/$t"
 	if [ "$t" = providersim ]; then
-		gobuild "$ctx/bin/demo" ./deployments/demo
+		gobuild "$svcctx/bin/demo" ./deployments/demo
 	fi
-	dockerbuild "$image" "deployments/$t/Dockerfile" "$ctx" \
-		--build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "CREATED=$created"
+	dockerbuild "$image" "deployments/$t/Dockerfile" "$svcctx" --build-arg "BASE=$base_image"
 	built+=("$image")
 done
 
