@@ -616,3 +616,31 @@ func urlPath(u string) string {
 	}
 	return req.URL.Path
 }
+
+// TestLongDownloadIsNotRedelivered runs a download three times longer than
+// the ack wait: the worker's InProgress heartbeats keep JetStream from giving
+// the message to another worker meanwhile.
+func TestLongDownloadIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start(fetcher.Config{Concurrency: 2, AckWait: time.Second, Heartbeat: 200 * time.Millisecond})
+	task := e.addTask(providersim.TaskSpec{TaskID: "long", VideoBytes: 3 << 20,
+		Faults: providersim.Faults{RateBytesPerSec: 1 << 20}}) // about 3 s
+	e.publish(success(task))
+	entry := e.waitStatus("long", catalog.Ready)
+	e.checkFiles(entry, task)
+	if st := e.sim.Stats().Files[urlPath(task.VideoURLs[0])]; st.Requests != 1 {
+		t.Errorf("%d requests for the video, want 1: the message was redelivered mid-download", st.Requests)
+	}
+	c, err := e.js.Consumer(t.Context(), stream.Callbacks, stream.Fetcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+		t.Errorf("consumer delivered %d times with %d redelivered, want 1 and 0", info.Delivered.Consumer, info.NumRedelivered)
+	}
+}
