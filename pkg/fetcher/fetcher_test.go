@@ -644,3 +644,43 @@ func TestLongDownloadIsNotRedelivered(t *testing.T) {
 		t.Errorf("consumer delivered %d times with %d redelivered, want 1 and 0", info.Delivered.Consumer, info.NumRedelivered)
 	}
 }
+
+// TestTakesOnlyWhatItCanWorkOn: with one worker busy, the other callbacks
+// stay on the server, not in a local buffer where their ack timers would run.
+func TestTakesOnlyWhatItCanWorkOn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var tasks []providersim.Task
+	for _, id := range []string{"q1", "q2", "q3"} {
+		task := e.addTask(providersim.TaskSpec{TaskID: id, VideoBytes: 1 << 20, Faults: providersim.Faults{RateBytesPerSec: 1 << 20}})
+		tasks = append(tasks, task)
+		e.publish(success(task))
+	}
+	e.start(fetcher.Config{Concurrency: 1})
+	// While the first entry downloads, exactly one message is out.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		en, err := e.cat.Get(t.Context(), catalog.Key{TaskID: "q1"})
+		if err == nil && en.Status == catalog.Downloading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("q1 did not start downloading")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := e.js.Consumer(t.Context(), stream.Callbacks, stream.Fetcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 1 || info.NumPending != 2 {
+		t.Errorf("while one worker downloads: %d messages out, %d waiting on the server; want 1 and 2", info.NumAckPending, info.NumPending)
+	}
+	for _, task := range tasks {
+		e.checkFiles(e.waitStatus(task.TaskID, catalog.Ready), task)
+	}
+}
