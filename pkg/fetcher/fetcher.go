@@ -102,12 +102,12 @@ func New(cfg Config, js jetstream.JetStream, cat catalog.Catalog, store *storage
 	}
 }
 
-// ConsumerConfig is the shared durable consumer's configuration. MaxDeliver
+// consumerConfig is the shared durable consumer's configuration. MaxDeliver
 // is unlimited on the server: the fetcher itself dead-letters a callback once
 // it has been delivered Config.MaxDeliver times, so even a callback whose
 // worker crashed on its last delivery comes back once more to be recorded as
 // failed instead of vanishing.
-func (f *Fetcher) ConsumerConfig() jetstream.ConsumerConfig {
+func (f *Fetcher) consumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       stream.Fetcher,
 		Description:   "veo4k fetchers: download, verify and catalogue each callback",
@@ -126,7 +126,7 @@ func (f *Fetcher) ConsumerConfig() jetstream.ConsumerConfig {
 // work is abandoned resumably: its message is redelivered (to this or another
 // process) and the download resumes from the bytes already on disk.
 func (f *Fetcher) Run(ctx context.Context) error {
-	cons, err := f.js.CreateOrUpdateConsumer(ctx, stream.Callbacks, f.ConsumerConfig())
+	cons, err := f.js.CreateOrUpdateConsumer(ctx, stream.Callbacks, f.consumerConfig())
 	if err != nil {
 		return fmt.Errorf("creating consumer %s: %w", stream.Fetcher, err)
 	}
@@ -156,13 +156,13 @@ func (f *Fetcher) work(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		f.Process(ctx, msg)
+		f.process(ctx, msg)
 	}
 }
 
-// Process handles one delivered message and settles it: the one place that
+// process handles one delivered message and settles it: the one place that
 // decides ack, nak-with-delay or terminate.
-func (f *Fetcher) Process(ctx context.Context, msg jetstream.Msg) {
+func (f *Fetcher) process(ctx context.Context, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		f.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
