@@ -56,15 +56,9 @@ const NATSListenOff = "off"
 
 // Load reads the configuration from environ (as os.Environ returns it) and validates it.
 func Load(environ []string) (Config, error) {
-	vars := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
-		}
-	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return Config{}, describe(err)
+	if err := Parse(environ, &c); err != nil {
+		return Config{}, err
 	}
 	c.HMACKeys = trimEmpty(c.HMACKeys)
 	c.AllowedHosts = trimEmpty(c.AllowedHosts)
@@ -132,9 +126,26 @@ func (c Config) Fields() []zap.Field {
 	}
 }
 
-// describe turns the library's parse errors, which name Go fields, into ones
-// that name the variable a user must fix.
-func describe(err error) error {
+// Parse fills target, a pointer to a struct with `env:"NAME"` and
+// `envDefault` tags, from environ (as os.Environ returns it). Its errors name
+// the variable to fix. Other programs of the project (the provider
+// simulator) read their own settings with it.
+func Parse(environ []string, target any) error {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(target, env.Options{Environment: vars}); err != nil {
+		return describe(err, reflect.TypeOf(target).Elem())
+	}
+	return nil
+}
+
+// describe turns the library's parse errors, which name Go fields of typ,
+// into ones that name the variable a user must fix.
+func describe(err error, typ reflect.Type) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return fmt.Errorf("reading configuration: %w", err)
@@ -143,7 +154,7 @@ func describe(err error) error {
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			if f, ok := typ.FieldByName(pe.Name); ok {
 				errs = append(errs, fmt.Errorf("%s: %w", f.Tag.Get("env"), pe.Err))
 				continue
 			}

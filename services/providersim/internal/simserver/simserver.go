@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap"
 
+	"github.com/veo4k/veo4k/pkg/config"
 	"github.com/veo4k/veo4k/pkg/logging"
 	"github.com/veo4k/veo4k/pkg/providersim"
 )
@@ -36,15 +36,9 @@ type Config struct {
 
 // LoadConfig reads the configuration from environ (as os.Environ returns it).
 func LoadConfig(environ []string) (Config, error) {
-	vars := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
-		}
-	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return Config{}, fmt.Errorf("reading configuration: %w", err)
+	if err := config.Parse(environ, &c); err != nil {
+		return Config{}, err
 	}
 	keys := c.HMACKeys[:0]
 	for _, k := range c.HMACKeys {
