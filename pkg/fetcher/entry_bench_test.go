@@ -2,8 +2,6 @@ package fetcher_test
 
 import (
 	"context"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -14,13 +12,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/veo4k/veo4k/pkg/catalog"
 	"github.com/veo4k/veo4k/pkg/download"
 	"github.com/veo4k/veo4k/pkg/events"
 	"github.com/veo4k/veo4k/pkg/fetcher"
-	"github.com/veo4k/veo4k/pkg/natstest"
 	"github.com/veo4k/veo4k/pkg/providersim"
-	"github.com/veo4k/veo4k/pkg/storage"
 	"github.com/veo4k/veo4k/pkg/stream"
 	veo4kv1 "github.com/veo4k/veo4k/proto/veo4k/v1"
 )
@@ -31,27 +26,8 @@ import (
 // workers downloads, verifies, catalogues (SQLite file) and announces them;
 // the clock stops when the last VideoCataloged has been received.
 func BenchmarkEntry(b *testing.B) {
-	srv := natstest.Start(b, "")
-	_, js := natstest.Connect(b, srv)
-	ctx := b.Context()
-	opts := stream.Options{}
-	if err := stream.Ensure(ctx, js, stream.CallbacksConfig(opts), stream.VideosConfig(opts), stream.DeadLettersConfig(opts)); err != nil {
-		b.Fatal(err)
-	}
-	sim := providersim.New(providersim.Config{DefaultVideoBytes: 1 << 20})
-	hs := httptest.NewServer(sim)
-	b.Cleanup(func() { hs.Close(); _ = sim.Close() })
-	sim.SetPublicURL(hs.URL)
-	dataDir := b.TempDir()
-	store, err := storage.OpenLocal(dataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dataDir, "catalog.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cat.Close() })
+	w := newWorld(b, stream.Options{})
+	js, sim, cat, store, ctx := w.js, w.sim, w.cat, w.store, b.Context()
 	dl, err := download.New(download.Config{AllowedHosts: []string{"127.0.0.1"}, AllowPrivateNetworks: true})
 	if err != nil {
 		b.Fatal(err)

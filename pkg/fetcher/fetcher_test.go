@@ -51,31 +51,50 @@ type env struct {
 	failed    []*veo4kv1.VideoFailed
 }
 
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	srv := natstest.Start(t, "")
-	_, js := natstest.Connect(t, srv)
-	ctx := t.Context()
-	opts := stream.Options{Memory: true}
+// world is what every fetcher test and benchmark runs against: JetStream
+// with veo4k's streams, the provider simulator on loopback (1 MiB videos by
+// default), local storage and a SQLite catalog, all removed at the end.
+type world struct {
+	js      jetstream.JetStream
+	sim     *providersim.Sim
+	simURL  string
+	cat     catalog.Catalog
+	store   *storage.Local
+	dataDir string
+}
+
+func newWorld(tb testing.TB, opts stream.Options) world {
+	tb.Helper()
+	_, js := natstest.Connect(tb, natstest.Start(tb, ""))
+	ctx := tb.Context()
 	if err := stream.Ensure(ctx, js, stream.CallbacksConfig(opts), stream.VideosConfig(opts), stream.DeadLettersConfig(opts)); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	sim := providersim.New(providersim.Config{DefaultVideoBytes: 1 << 20})
 	hs := httptest.NewServer(sim)
-	t.Cleanup(func() { hs.Close(); _ = sim.Close() })
+	tb.Cleanup(func() { hs.Close(); _ = sim.Close() })
 	sim.SetPublicURL(hs.URL)
 
-	dataDir := t.TempDir()
+	dataDir := tb.TempDir()
 	store, err := storage.OpenLocal(dataDir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dataDir, "catalog.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cat.Close() })
-	e := &env{t: t, js: js, sim: sim, simURL: hs.URL, cat: cat, store: store, dataDir: dataDir, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+	tb.Cleanup(func() { _ = cat.Close() })
+	return world{js: js, sim: sim, simURL: hs.URL, cat: cat, store: store, dataDir: dataDir}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	w := newWorld(t, stream.Options{Memory: true})
+	ctx := t.Context()
+	js := w.js
+	e := &env{t: t, js: js, sim: w.sim, simURL: w.simURL, cat: w.cat, store: w.store, dataDir: w.dataDir,
+		log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 
 	sub, err := events.Subscribe(ctx, js, "test-subscriber", events.Handlers{
 		Cataloged: func(_ context.Context, ev *veo4kv1.VideoCataloged) error {
